@@ -1,0 +1,3 @@
+//! devc-vault CLI.
+#![forbid(unsafe_code)]
+fn main() {}

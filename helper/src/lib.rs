@@ -1,0 +1,2 @@
+//! The wire protocols of Docker's and git's credential helpers, served from a devc-vault vault.
+#![forbid(unsafe_code)]

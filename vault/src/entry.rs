@@ -1,0 +1,199 @@
+//! The decrypted payload: docker and git entries, as JSON.
+//!
+//! Forward compatibility: fields this version does not know, at the top
+//! level and inside entries, are kept and written back unchanged, so an
+//! older devc-vault never drops what a newer one stored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// Largest single secret (or any other field) accepted (64 KiB).
+pub const MAX_SECRET_LEN: usize = 64 * 1024;
+
+/// A Docker registry credential.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DockerEntry {
+    /// The server URL as the client gave it (e.g. `https://index.docker.io/v1/`).
+    pub server_url: String,
+    /// The user name, or `<token>` when `secret` is an identity token.
+    pub username: String,
+    /// The password, token or identity token.
+    pub secret: Secret,
+    /// When first stored, unix seconds.
+    #[serde(default)]
+    pub created: u64,
+    /// When last replaced, unix seconds.
+    #[serde(default)]
+    pub updated: u64,
+    /// Fields written by newer versions, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A git credential, with git's attributes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GitEntry {
+    /// `https`, `http`, ...
+    pub protocol: String,
+    /// Host name, with `:port` when one was given.
+    pub host: String,
+    /// Repository path, when `credential.useHttpPath` is set (empty is not absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The user name (may be empty).
+    pub username: String,
+    /// The password or token.
+    pub password: Secret,
+    /// Expiry of the password, unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_expiry_utc: Option<u64>,
+    /// An OAuth refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_refresh_token: Option<Secret>,
+    /// When first stored, unix seconds.
+    #[serde(default)]
+    pub created: u64,
+    /// When last replaced, unix seconds.
+    #[serde(default)]
+    pub updated: u64,
+    /// Fields written by newer versions, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What the container used before devc-vault was installed, for chaining.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Chain {
+    /// The previous docker `credsStore` helper name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_creds_store: Option<String>,
+    /// The previous git `credential.helper`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_helper: Option<String>,
+    /// Fields written by newer versions, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The whole decrypted payload.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Payload {
+    /// Docker registry credentials.
+    #[serde(default)]
+    pub docker: Vec<DockerEntry>,
+    /// Git credentials.
+    #[serde(default)]
+    pub git: Vec<GitEntry>,
+    /// Helpers to chain to.
+    #[serde(default)]
+    pub chain: Chain,
+    /// Last write, unix seconds.
+    #[serde(default)]
+    pub updated: u64,
+    /// Fields written by newer versions, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Checks one text field: bounded, and free of NUL, CR and LF (which no
+/// credential protocol can carry and git forbids).
+pub fn check_field(name: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_SECRET_LEN {
+        return Err(Error::Oversized {
+            what: "entry field",
+            size: value.len() as u64,
+            cap: MAX_SECRET_LEN as u64,
+        });
+    }
+    if value.contains(['\0', '\r', '\n']) {
+        return Err(Error::InvalidEntry {
+            reason: format!("{name} contains a NUL, CR or LF character"),
+        });
+    }
+    Ok(())
+}
+
+fn check_nonempty(name: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::InvalidEntry {
+            reason: format!("{name} is empty"),
+        });
+    }
+    check_field(name, value)
+}
+
+impl DockerEntry {
+    /// Checks the entry before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        check_nonempty("server URL", &self.server_url)?;
+        check_nonempty("username", &self.username)?;
+        check_field("secret", self.secret.expose())
+    }
+}
+
+impl GitEntry {
+    /// Checks the entry before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        check_nonempty("protocol", &self.protocol)?;
+        check_nonempty("host", &self.host)?;
+        if let Some(p) = &self.path {
+            check_field("path", p)?;
+        }
+        check_field("username", &self.username)?;
+        check_field("password", self.password.expose())?;
+        if let Some(t) = &self.oauth_refresh_token {
+            check_field("oauth_refresh_token", t.expose())?;
+        }
+        Ok(())
+    }
+}
+
+impl Payload {
+    /// Parses decrypted JSON and checks every entry.
+    pub fn from_json(bytes: &[u8]) -> Result<Payload> {
+        let p: Payload = serde_json::from_slice(bytes).map_err(|e| Error::MalformedPayload {
+            // serde_json's messages name positions and types, not values.
+            reason: format!("invalid JSON ({})", e.classify_name()),
+        })?;
+        for d in &p.docker {
+            d.validate().map_err(payload_error)?;
+        }
+        for g in &p.git {
+            g.validate().map_err(payload_error)?;
+        }
+        Ok(p)
+    }
+
+    /// Serializes to JSON in a buffer that is wiped on drop.
+    pub fn to_json(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(serde_json::to_vec(self).expect("payload types always serialize"))
+    }
+}
+
+fn payload_error(e: Error) -> Error {
+    match e {
+        Error::Oversized { .. } => e,
+        other => Error::MalformedPayload {
+            reason: other.to_string(),
+        },
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected data",
+            serde_json::error::Category::Eof => "unexpected end",
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Behaviour of the format and the store: round trips, every single-byte
+//! flip and every truncation rejected, caps, rotate, concurrency, forward
+//! compatibility.
+
+use std::sync::Arc;
+
+use devc_vault::*;
+
+const CHEAP: Argon2Cost = Argon2Cost { m_kib: 64, t: 1, p: 1 };
+
+fn docker(server: &str, user: &str, secret: &str) -> DockerEntry {
+    DockerEntry {
+        server_url: server.into(),
+        username: user.into(),
+        secret: secret.into(),
+        created: 0,
+        updated: 0,
+        extra: Default::default(),
+    }
+}
+
+fn small_vault(secret: &KeySecret) -> Vec<u8> {
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, secret).unwrap();
+    v.upsert_docker(docker("ghcr.io", "me", "hunter2"), |e| e.server_url == "ghcr.io")
+        .unwrap();
+    v.seal().unwrap()
+}
+
+#[test]
+fn keyfile_round_trip_and_wrong_key() {
+    let k = KeySecret::generate();
+    let bytes = small_vault(&k);
+    let sealed = format::parse(&bytes).unwrap();
+    let v = sealed.open(&Key::Secret(k)).unwrap();
+    assert_eq!(v.docker().len(), 1);
+    assert_eq!(v.docker()[0].secret.expose(), "hunter2");
+    let err = sealed.open(&Key::Secret(KeySecret::generate())).unwrap_err();
+    assert!(matches!(err, Error::NoMatchingKey { .. }), "{err:?}");
+}
+
+#[test]
+fn passphrase_round_trip_and_wrong_passphrase() {
+    let mut v = Vault::create();
+    v.add_passphrase_slot(&Passphrase::new("correct horse".into()), CHEAP).unwrap();
+    let sealed = format::parse(&v.seal().unwrap()).unwrap();
+    assert!(sealed.open(&Key::Passphrase(Passphrase::new("correct horse".into()))).is_ok());
+    let err = sealed
+        .open(&Key::Passphrase(Passphrase::new("wrong".into())))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoMatchingKey { .. }), "{err:?}");
+}
+
+#[test]
+fn every_write_uses_a_fresh_salt_and_nonce() {
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    let a = v.seal().unwrap();
+    let b = v.seal().unwrap();
+    let salt = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .find(|l| l.starts_with("salt "))
+            .map(str::to_owned)
+    };
+    assert_ne!(salt(&a), salt(&b));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn every_single_byte_flip_is_rejected() {
+    let k = KeySecret::generate();
+    let bytes = small_vault(&k);
+    let key = Key::Secret(k);
+    for i in 0..bytes.len() {
+        for mask in [0x01u8, 0x80] {
+            let mut m = bytes.clone();
+            m[i] ^= mask;
+            let r = format::parse(&m).and_then(|s| s.open(&key));
+            assert!(r.is_err(), "flip of byte {i} with mask {mask:#x} was accepted");
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let k = KeySecret::generate();
+    let bytes = small_vault(&k);
+    let key = Key::Secret(k);
+    for n in 0..bytes.len() {
+        let r = format::parse(&bytes[..n]).and_then(|s| s.open(&key));
+        assert!(r.is_err(), "truncation to {n} bytes was accepted");
+    }
+    // Truncating inside the payload is reported as truncation.
+    let err = format::parse(&bytes[..bytes.len() - 1]).unwrap_err();
+    assert!(matches!(err, Error::Truncated), "{err:?}");
+}
+
+#[test]
+fn trailing_data_is_rejected() {
+    let k = KeySecret::generate();
+    let mut bytes = small_vault(&k);
+    bytes.push(b'\n');
+    assert!(matches!(
+        format::parse(&bytes).unwrap_err(),
+        Error::TrailingData { extra: 1 }
+    ));
+}
+
+#[test]
+fn oversized_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".credentials.enc");
+    let f = std::fs::File::create(&path).unwrap();
+    // Sparse: costs no disk, and the store must refuse it by its length.
+    f.set_len(format::MAX_FILE_LEN + 1).unwrap();
+    let err = Store::new(&path).read().unwrap_err();
+    assert!(matches!(err, Error::Oversized { .. }), "{err:?}");
+}
+
+#[test]
+fn oversized_secret_is_refused() {
+    let mut v = Vault::create();
+    let big = "x".repeat(entry::MAX_SECRET_LEN + 1);
+    let err = v.upsert_docker(docker("a", "b", &big), |_| false).unwrap_err();
+    assert!(matches!(err, Error::Oversized { .. }), "{err:?}");
+}
+
+#[test]
+fn control_characters_are_never_stored() {
+    let mut v = Vault::create();
+    for bad in ["a\nb", "a\rb", "a\0b"] {
+        assert!(v.upsert_docker(docker("h", "u", bad), |_| false).is_err());
+        assert!(v.upsert_docker(docker(bad, "u", "s"), |_| false).is_err());
+    }
+}
+
+#[test]
+fn excessive_argon2_cost_is_refused_before_work() {
+    let huge = Argon2Cost { m_kib: 4 * 1024 * 1024, t: 3, p: 4 };
+    let mut v = Vault::create();
+    let err = v
+        .add_passphrase_slot(&Passphrase::new("x".into()), huge)
+        .unwrap_err();
+    assert!(matches!(err, Error::ExcessiveWork { .. }), "{err:?}");
+}
+
+#[test]
+fn slot_ops_and_last_slot_refused() {
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    let a = v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    let b = v.add_passphrase_slot(&Passphrase::new("p".into()), CHEAP).unwrap();
+    assert_eq!(v.slots().len(), 2);
+    v.remove_slot(&b.to_string()).unwrap();
+    assert!(matches!(v.remove_slot(&a.to_string()).unwrap_err(), Error::LastSlot));
+    assert!(matches!(
+        v.remove_slot("0000000000000000").unwrap_err(),
+        Error::UnknownSlot { .. }
+    ));
+    for _ in 1..format::MAX_SLOTS {
+        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate()).unwrap();
+    }
+    assert!(matches!(
+        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate()).unwrap_err(),
+        Error::TooManySlots
+    ));
+}
+
+#[test]
+fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
+    let k = KeySecret::generate();
+    let other = KeySecret::generate();
+    let p = Passphrase::new("pass".into());
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    v.add_secret_slot(SlotKind::KeyFile, &other).unwrap();
+    v.add_passphrase_slot(&p, CHEAP).unwrap();
+    let old_vmk = v.master_key().expose().to_owned();
+
+    let keys = RotateKeys {
+        secrets: vec![k.clone()],
+        passphrases: vec![p.clone()],
+    };
+    let err = v.rotate(&keys, false).unwrap_err();
+    assert!(matches!(err, Error::LockedSlots { ref slots } if slots.len() == 1), "{err:?}");
+    assert_eq!(v.slots().len(), 3, "a refused rotate changes nothing");
+
+    let r = v.rotate(&keys, true).unwrap();
+    assert_eq!(r.dropped.len(), 1);
+    assert_ne!(v.master_key().expose(), &old_vmk);
+    let new_k = r.new_secrets[0].clone().expect("k opened a slot");
+    let sealed = format::parse(&v.seal().unwrap()).unwrap();
+    assert!(sealed.open(&Key::Secret(new_k)).is_ok());
+    assert!(sealed.open(&Key::Passphrase(p)).is_ok());
+    for stale in [k, other] {
+        assert!(matches!(
+            sealed.open(&Key::Secret(stale)).unwrap_err(),
+            Error::NoMatchingKey { .. }
+        ));
+    }
+}
+
+#[test]
+fn store_rotate_replaces_key_file_and_old_copy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kpath = dir.path().join("key");
+    let vpath = dir.path().join(".credentials.enc");
+    let k = KeySecret::generate();
+    keyfile::create(&kpath, &k).unwrap();
+    let old_copy = std::fs::read(&kpath).unwrap();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    let store = Store::new(&vpath);
+    store.create(&v).unwrap();
+
+    store
+        .rotate::<Error>(
+            |s| s.open(&Key::Secret(k.clone())),
+            &[RotateKeyFile { path: kpath.clone(), secret: k.clone() }],
+            vec![],
+            false,
+        )
+        .unwrap();
+    assert_ne!(std::fs::read(&kpath).unwrap(), old_copy);
+    assert!(!store::pending_key_path(&kpath).exists());
+    let new_k = keyfile::read(&kpath).unwrap();
+    assert!(store.read().unwrap().open(&Key::Secret(new_k)).is_ok());
+    let old_k = keyfile::parse(&old_copy).unwrap();
+    assert!(matches!(
+        store.read().unwrap().open(&Key::Secret(old_k)).unwrap_err(),
+        Error::NoMatchingKey { .. }
+    ));
+}
+
+#[test]
+fn concurrent_updates_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let vpath = dir.path().join(".credentials.enc");
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    Store::new(&vpath).create(&v).unwrap();
+    let k = Arc::new(k);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (k, vpath) = (k.clone(), vpath.clone());
+            std::thread::spawn(move || {
+                let server = format!("registry{i}.example");
+                Store::new(&vpath)
+                    .update::<_, Error>(
+                        |s| s.open(&Key::Secret((*k).clone())),
+                        |v| v.upsert_docker(docker(&server, "u", "s"), |e| e.server_url == server),
+                    )
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let v = Store::new(&vpath).read().unwrap().open(&Key::Secret((*k).clone())).unwrap();
+    assert_eq!(v.docker().len(), 8);
+}
+
+#[test]
+fn unknown_fields_survive_a_read_modify_write() {
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    v.upsert_docker(docker("h", "u", "s"), |_| false).unwrap();
+    v.payload_mut()
+        .extra
+        .insert("future".into(), serde_json::json!({"x": 1}));
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&v.payload().to_json()).unwrap();
+    json["docker"][0]["future_field"] = serde_json::json!("kept");
+    let p: Payload = serde_json::from_value(json).unwrap();
+    *v.payload_mut() = p;
+    v.upsert_git(
+        GitEntry {
+            protocol: "https".into(),
+            host: "example.com".into(),
+            path: None,
+            username: "u".into(),
+            password: "p".into(),
+            password_expiry_utc: None,
+            oauth_refresh_token: None,
+            created: 0,
+            updated: 0,
+            extra: Default::default(),
+        },
+        |_| false,
+    )
+    .unwrap();
+    let back = format::parse(&v.seal().unwrap())
+        .unwrap()
+        .open(&Key::Secret(k))
+        .unwrap();
+    assert_eq!(back.payload().extra["future"], serde_json::json!({"x": 1}));
+    assert_eq!(back.docker()[0].extra["future_field"], "kept");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let k = KeySecret::from_bytes([0xab; 32]);
+    let d = docker("h", "u", "hunter2");
+    for s in [format!("{k:?}"), format!("{d:?}"), format!("{:?}", Passphrase::new("pw".into()))] {
+        assert!(!s.contains("hunter2") && !s.contains("abab") && !s.contains("pw\""), "{s}");
+    }
+}
+
+#[test]
+fn key_file_permissions_and_form_are_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("key");
+    keyfile::create(&p, &KeySecret::generate()).unwrap();
+    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(keyfile::read(&p).is_ok());
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(keyfile::read(&p).unwrap_err(), Error::KeyFilePermissions { .. }));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&p, "not a key\n").unwrap();
+    assert!(matches!(keyfile::read(&p).unwrap_err(), Error::MalformedKeyFile { .. }));
+    assert!(matches!(
+        keyfile::create(&p, &KeySecret::generate()).unwrap_err(),
+        Error::AlreadyExists { .. }
+    ));
+}
