@@ -1,3 +1,83 @@
-//! devc-vault CLI.
+//! `devc-vault`: create, fill, rotate and inspect devc-vault credential vaults.
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod cmd;
+mod error;
+mod input;
+mod unlock;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Options every command shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// The vault file [default: $DOCKER_CONFIG/.credentials.enc, else ~/.docker/.credentials.enc]
+    #[arg(long, global = true, env = "DEVC_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+    /// The key file that opens the vault [default for helpers: /run/secrets/devc-vault-key]
+    #[arg(long, global = true, env = "DEVC_VAULT_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// Read the passphrase that opens the vault from this file descriptor (first line)
+    #[arg(long, global = true, value_name = "N")]
+    pub passphrase_fd: Option<u32>,
+}
+
+impl Global {
+    /// The vault path in effect.
+    pub fn vault_path(&self) -> PathBuf {
+        self.vault
+            .clone()
+            .unwrap_or_else(devc_vault::paths::vault_path)
+    }
+}
+
+/// Encrypted registry and git credentials for dev containers.
+///
+/// Secrets are read from stdin, a file descriptor or the terminal, never from
+/// the command line, and never printed.
+#[derive(Parser, Debug)]
+#[command(name = "devc-vault", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Init(cmd::init::Args),
+    #[command(subcommand)]
+    Add(cmd::add::Args),
+    #[command(subcommand)]
+    Remove(cmd::remove::Args),
+    List(cmd::list::Args),
+    Rotate(cmd::rotate::Args),
+    #[command(subcommand)]
+    Slot(cmd::slot::Args),
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(g, a),
+        Command::Add(a) => cmd::add::run(g, a),
+        Command::Remove(a) => cmd::remove::run(g, a),
+        Command::List(a) => cmd::list::run(g, a),
+        Command::Rotate(a) => cmd::rotate::run(g, a),
+        Command::Slot(a) => cmd::slot::run(g, a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("devc-vault: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

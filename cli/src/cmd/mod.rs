@@ -1,0 +1,33 @@
+//! One module per subcommand.
+
+pub mod add;
+pub mod demo;
+pub mod init;
+pub mod list;
+pub mod remove;
+pub mod rotate;
+pub mod slot;
+
+use devc_vault::Argon2Cost;
+
+/// Parses `m=KiB,t=N,p=N` (Argon2id costs) for `--kdf-cost`.
+pub fn parse_cost(s: &str) -> Result<Argon2Cost, String> {
+    let mut cost = Argon2Cost::DEFAULT;
+    for part in s.split(',') {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected m=KiB,t=N,p=N, got {part:?}"))?;
+        let v: u32 = v.parse().map_err(|_| format!("{k} must be a number"))?;
+        match k {
+            "m" => cost.m_kib = v,
+            "t" => cost.t = v,
+            "p" => cost.p = v,
+            _ => return Err(format!("unknown cost {k:?}; use m, t, p")),
+        }
+    }
+    cost.check_caps().map_err(|e| e.to_string())?;
+    if !cost.is_valid() {
+        return Err("argon2id needs t >= 1, 1 <= p, and m >= 8*p KiB".into());
+    }
+    Ok(cost)
+}

@@ -1,0 +1,73 @@
+//! `devc-vault remove docker|git`: delete credentials.
+
+use devc_vault::Store;
+
+use crate::Global;
+use crate::error::{CliError, CliResult};
+use crate::unlock;
+
+/// Remove credentials.
+#[derive(clap::Subcommand, Debug)]
+pub enum Args {
+    /// The registry credential for a server
+    Docker {
+        /// Registry address, as stored
+        #[arg(long)]
+        server: String,
+    },
+    /// Git credentials for a protocol and host (all users unless --username)
+    Git {
+        /// Protocol, e.g. https
+        #[arg(long)]
+        protocol: String,
+        /// Host, with :port if not the default
+        #[arg(long)]
+        host: String,
+        /// Only this user's credential
+        #[arg(long)]
+        username: Option<String>,
+        /// Only the credential for this path
+        #[arg(long)]
+        path: Option<String>,
+    },
+}
+
+/// Runs `remove`.
+pub fn run(g: &Global, a: Args) -> CliResult {
+    let store = Store::new(g.vault_path());
+    let (what, n) = match a {
+        Args::Docker { server } => {
+            let n = store.update(
+                |s| unlock::open(s, g),
+                |v| Ok::<_, CliError>(v.remove_docker(|e| e.server_url == server)),
+            )?;
+            (format!("docker credential for {server}"), n)
+        }
+        Args::Git {
+            protocol,
+            host,
+            username,
+            path,
+        } => {
+            let n = store.update(
+                |s| unlock::open(s, g),
+                |v| {
+                    Ok::<_, CliError>(v.remove_git(|e| {
+                        e.protocol == protocol
+                            && e.host == host
+                            && username.as_ref().is_none_or(|u| &e.username == u)
+                            && path.as_ref().is_none_or(|p| e.path.as_ref() == Some(p))
+                    }))
+                },
+            )?;
+            (format!("git credentials for {protocol}://{host}"), n)
+        }
+    };
+    if n == 0 {
+        return Err(CliError::Usage(format!(
+            "no {what} in the vault; see `devc-vault list`"
+        )));
+    }
+    println!("removed {n} {what}");
+    Ok(())
+}

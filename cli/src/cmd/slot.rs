@@ -1,0 +1,108 @@
+//! `devc-vault slot list|add|remove`: manage the keyslots.
+
+use std::path::PathBuf;
+
+use devc_vault::{Argon2Cost, KeySecret, SlotKind, Store, keyfile};
+
+use crate::Global;
+use crate::error::CliResult;
+use crate::{input, unlock};
+
+/// Manage keyslots (any one slot opens the vault).
+#[derive(clap::Subcommand, Debug)]
+pub enum Args {
+    /// Show each slot's id, kind and costs
+    List,
+    /// Add a slot
+    #[command(subcommand)]
+    Add(AddArgs),
+    /// Remove a slot by id (the last slot is never removed)
+    Remove {
+        /// The slot id from `slot list`
+        id: String,
+    },
+}
+
+/// Which kind of slot to add.
+#[derive(clap::Subcommand, Debug)]
+pub enum AddArgs {
+    /// A key-file slot; PATH is created with a fresh secret unless it exists
+    Keyfile {
+        /// The key file for the new slot
+        path: PathBuf,
+    },
+    /// A passphrase slot
+    Passphrase {
+        /// Read the new passphrase from this file descriptor instead of prompting twice
+        #[arg(long, value_name = "N")]
+        new_passphrase_fd: Option<u32>,
+        /// Argon2id cost, as m=KiB,t=N,p=N
+        #[arg(long, value_name = "COST", value_parser = super::parse_cost)]
+        kdf_cost: Option<Argon2Cost>,
+    },
+}
+
+/// Runs `slot`.
+pub fn run(g: &Global, a: Args) -> CliResult {
+    let store = Store::new(g.vault_path());
+    match a {
+        Args::List => {
+            let sealed = store.read()?;
+            for s in &sealed.slots {
+                match s.kind {
+                    SlotKind::Passphrase(c) => {
+                        println!(
+                            "{}  passphrase  argon2id m={} t={} p={}",
+                            s.id, c.m_kib, c.t, c.p
+                        )
+                    }
+                    k => println!("{}  {}", s.id, k.name()),
+                }
+            }
+        }
+        Args::Add(AddArgs::Keyfile { path }) => {
+            store.read()?;
+            let created = !path.exists();
+            let secret = if created {
+                let s = KeySecret::generate();
+                keyfile::create(&path, &s)?;
+                s
+            } else {
+                keyfile::read(&path)?
+            };
+            let id = store
+                .update(
+                    |s| unlock::open(s, g),
+                    |v| Ok(v.add_secret_slot(SlotKind::KeyFile, &secret)?),
+                )
+                .inspect_err(|_| {
+                    // A key file for a slot that was never added would only mislead.
+                    if created {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                })?;
+            println!("added key-file slot {id} for {}", path.display());
+        }
+        Args::Add(AddArgs::Passphrase {
+            new_passphrase_fd,
+            kdf_cost,
+        }) => {
+            store.read()?;
+            let p = match new_passphrase_fd {
+                Some(fd) => input::passphrase_from_fd(fd)?,
+                None => input::new_passphrase_from_tty()?,
+            };
+            let cost = kdf_cost.unwrap_or(Argon2Cost::DEFAULT);
+            let id = store.update(
+                |s| unlock::open(s, g),
+                |v| Ok(v.add_passphrase_slot(&p, cost)?),
+            )?;
+            println!("added passphrase slot {id}");
+        }
+        Args::Remove { id } => {
+            store.update(|s| unlock::open(s, g), |v| Ok(v.remove_slot(&id)?))?;
+            println!("removed slot {id}");
+        }
+    }
+    Ok(())
+}
