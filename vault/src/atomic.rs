@@ -47,7 +47,10 @@ pub fn write_temp_beside(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", crate::hex::encode(&random::<8>())));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}",
+        crate::hex::encode(&random::<8>())
+    ));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)

@@ -139,10 +139,16 @@ impl fmt::Display for Error {
                 "malformed vault header at line {line}: {reason}; the file is damaged or not a devc-vault vault"
             ),
             Error::NoMatchingKey { hint } => {
-                write!(f, "no key opens this vault: the key file or passphrase is wrong")?;
+                write!(
+                    f,
+                    "no key opens this vault: the key file or passphrase is wrong"
+                )?;
                 match hint {
                     Some(h) => write!(f, " ({h})"),
-                    None => write!(f, " (check --key-file / DEVC_VAULT_KEY_FILE, or the passphrase)"),
+                    None => write!(
+                        f,
+                        " (check --key-file / DEVC_VAULT_KEY_FILE, or the passphrase)"
+                    ),
                 }
             }
             Error::ExcessiveWork { what } => write!(
@@ -164,10 +170,7 @@ impl fmt::Display for Error {
             Error::MalformedPayload { reason } => {
                 write!(f, "vault contents are malformed: {reason}")
             }
-            Error::Truncated => write!(
-                f,
-                "vault file is truncated: restore it from a backup"
-            ),
+            Error::Truncated => write!(f, "vault file is truncated: restore it from a backup"),
             Error::TrailingData { extra } => write!(
                 f,
                 "vault file has {extra} unexpected trailing byte(s): it was modified; restore it from a backup"
@@ -207,7 +210,9 @@ impl fmt::Display for Error {
             Error::UnknownSlot { id } => {
                 write!(f, "no keyslot with id {id:?}; see `devc-vault slot list`")
             }
-            Error::TooManySlots => write!(f, "the vault already has the maximum number of keyslots"),
+            Error::TooManySlots => {
+                write!(f, "the vault already has the maximum number of keyslots")
+            }
             Error::LockedSlots { slots } => write!(
                 f,
                 "rotate would drop keyslot(s) {} whose keys were not supplied; supply their keys or pass --drop-locked-slots",

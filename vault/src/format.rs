@@ -199,8 +199,18 @@ pub fn parse(bytes: &[u8]) -> Result<SealedVault> {
             [b"salt", v] if !slots.is_empty() => {
                 break hex::decode::<32>(v).ok_or(Error::malformed(lines.number, "bad salt"))?;
             }
-            [b"salt", _] => return Err(Error::malformed(lines.number, "a vault needs at least one slot")),
-            _ => return Err(Error::malformed(lines.number, "expected a slot or salt line")),
+            [b"salt", _] => {
+                return Err(Error::malformed(
+                    lines.number,
+                    "a vault needs at least one slot",
+                ));
+            }
+            _ => {
+                return Err(Error::malformed(
+                    lines.number,
+                    "expected a slot or salt line",
+                ));
+            }
         }
     };
     let payload_len = lines.decimal(b"payload", "bad payload length")?;
@@ -209,7 +219,10 @@ pub fn parse(bytes: &[u8]) -> Result<SealedVault> {
     let mac = lines.single::<KEY_LEN>(b"mac", "bad header MAC")?;
 
     if payload_len < (NONCE_LEN + TAG_LEN) as u64 {
-        return Err(Error::malformed(lines.number - 2, "payload length too small"));
+        return Err(Error::malformed(
+            lines.number - 2,
+            "payload length too small",
+        ));
     }
     let rest = (bytes.len() - lines.pos) as u64;
     if rest < payload_len {
@@ -243,11 +256,17 @@ impl SealedVault {
                 let id = crate::slot::SlotId::of_secret(secret);
                 let mut order: Vec<&Slot> = self.slots.iter().filter(|s| s.id == id).collect();
                 order.extend(self.slots.iter().filter(|s| s.id != id));
-                order.into_iter().find_map(|s| s.unwrap_secret(&self.id, secret))
+                order
+                    .into_iter()
+                    .find_map(|s| s.unwrap_secret(&self.id, secret))
             }
             Key::Passphrase(p) => {
                 let mut found = None;
-                for s in self.slots.iter().filter(|s| matches!(s.kind, SlotKind::Passphrase(_))) {
+                for s in self
+                    .slots
+                    .iter()
+                    .filter(|s| matches!(s.kind, SlotKind::Passphrase(_)))
+                {
                     if let Some(vmk) = s.unwrap_passphrase(&self.id, p)? {
                         found = Some(vmk);
                         break;
@@ -313,7 +332,10 @@ pub fn seal(
     vmk: &MasterKey,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    assert!(!slots.is_empty() && slots.len() <= MAX_SLOTS, "slot count is checked by Vault");
+    assert!(
+        !slots.is_empty() && slots.len() <= MAX_SLOTS,
+        "slot count is checked by Vault"
+    );
     let salt = random::<32>();
     let keys = WriteKeys::derive(vmk, &salt);
     let payload_len = (NONCE_LEN + plaintext.len() + TAG_LEN) as u64;

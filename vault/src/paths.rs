@@ -19,8 +19,7 @@ fn non_empty(v: Option<OsString>) -> Option<PathBuf> {
 
 /// The docker config directory: `$DOCKER_CONFIG`, else `~/.docker`.
 pub fn docker_config_dir() -> PathBuf {
-    non_empty(std::env::var_os("DOCKER_CONFIG"))
-        .unwrap_or_else(|| home_dir().join(".docker"))
+    non_empty(std::env::var_os("DOCKER_CONFIG")).unwrap_or_else(|| home_dir().join(".docker"))
 }
 
 /// The user's home directory (`$HOME`, else `/`).

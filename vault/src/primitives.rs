@@ -38,14 +38,16 @@ pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
 
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac(key: &[u8; KEY_LEN], data: &[u8]) -> [u8; KEY_LEN] {
-    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
 
 /// Checks an HMAC-SHA256 tag in constant time.
 pub fn hmac_verify(key: &[u8; KEY_LEN], data: &[u8], tag: &[u8; KEY_LEN]) -> bool {
-    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.verify_slice(tag).is_ok()
 }

@@ -126,8 +126,16 @@ impl Slot {
     }
 
     /// A slot that a key file (`KeyFile`) or an agent secret (`Agent`) opens.
-    pub fn for_secret(kind: SlotKind, vault: &VaultId, vmk: &MasterKey, secret: &KeySecret) -> Slot {
-        assert!(!matches!(kind, SlotKind::Passphrase(_)), "secret slots are keyfile or agent");
+    pub fn for_secret(
+        kind: SlotKind,
+        vault: &VaultId,
+        vmk: &MasterKey,
+        secret: &KeySecret,
+    ) -> Slot {
+        assert!(
+            !matches!(kind, SlotKind::Passphrase(_)),
+            "secret slots are keyfile or agent"
+        );
         let salt = random::<SLOT_SALT_LEN>();
         let kek = primitives::hkdf(secret.expose(), &salt, kind.kek_label());
         Slot::wrap(kind, SlotId::of_secret(secret), salt, &kek, vault, vmk)
@@ -235,7 +243,8 @@ impl Slot {
             id: SlotId(hex::decode(id).ok_or_else(|| bad("bad slot id"))?),
             salt: hex::decode(salt).ok_or_else(|| bad("bad slot salt"))?,
             nonce: hex::decode(nonce).ok_or_else(|| bad("bad slot nonce"))?,
-            wrapped: hex::decode(wrapped).ok_or_else(|| bad("bad wrapped key length or encoding"))?,
+            wrapped: hex::decode(wrapped)
+                .ok_or_else(|| bad("bad wrapped key length or encoding"))?,
         })
     }
 }
@@ -247,9 +256,6 @@ fn cost_field(field: &[u8], name: &[u8], line: usize) -> Result<u32> {
     let digits = field.strip_prefix(name).ok_or_else(bad)?;
     let v = crate::format::parse_decimal(digits).ok_or_else(bad)?;
     u32::try_from(v).map_err(|_| Error::ExcessiveWork {
-        what: format!(
-            "argon2id {}{v}",
-            String::from_utf8_lossy(name)
-        ),
+        what: format!("argon2id {}{v}", String::from_utf8_lossy(name)),
     })
 }

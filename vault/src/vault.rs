@@ -127,8 +127,33 @@ impl Vault {
         self.push_slot(slot)
     }
 
+    /// Adds a slot built elsewhere, e.g. by an agent that wrapped the master
+    /// key under a secret it never hands out (`SlotKind::Agent`). The vault
+    /// cannot check such a slot itself: the caller must (for an agent slot,
+    /// by asking the agent to unwrap it back) before sealing.
+    pub fn add_slot(&mut self, slot: Slot) -> Result<SlotId> {
+        if self
+            .slots
+            .iter()
+            .any(|s| s.id == slot.id && s.kind == slot.kind)
+        {
+            return Err(Error::InvalidEntry {
+                reason: format!(
+                    "a {} slot for key {} already exists",
+                    slot.kind.name(),
+                    slot.id
+                ),
+            });
+        }
+        self.push_slot(slot)
+    }
+
     /// Adds a passphrase slot.
-    pub fn add_passphrase_slot(&mut self, passphrase: &Passphrase, cost: Argon2Cost) -> Result<SlotId> {
+    pub fn add_passphrase_slot(
+        &mut self,
+        passphrase: &Passphrase,
+        cost: Argon2Cost,
+    ) -> Result<SlotId> {
         if self.slots.len() >= MAX_SLOTS {
             return Err(Error::TooManySlots);
         }
@@ -149,10 +174,19 @@ impl Vault {
     }
 
     /// Adds a docker entry, replacing every entry for which `same` is true.
-    pub fn upsert_docker(&mut self, mut entry: DockerEntry, same: impl Fn(&DockerEntry) -> bool) -> Result<()> {
+    pub fn upsert_docker(
+        &mut self,
+        mut entry: DockerEntry,
+        same: impl Fn(&DockerEntry) -> bool,
+    ) -> Result<()> {
         entry.validate()?;
         let t = now();
-        let created = self.payload.docker.iter().find(|e| same(e)).map(|e| e.created);
+        let created = self
+            .payload
+            .docker
+            .iter()
+            .find(|e| same(e))
+            .map(|e| e.created);
         self.payload.docker.retain(|e| !same(e));
         entry.created = created.unwrap_or(t);
         entry.updated = t;
@@ -173,7 +207,11 @@ impl Vault {
     }
 
     /// Adds a git entry, replacing every entry for which `same` is true.
-    pub fn upsert_git(&mut self, mut entry: GitEntry, same: impl Fn(&GitEntry) -> bool) -> Result<()> {
+    pub fn upsert_git(
+        &mut self,
+        mut entry: GitEntry,
+        same: impl Fn(&GitEntry) -> bool,
+    ) -> Result<()> {
         entry.validate()?;
         let t = now();
         let created = self.payload.git.iter().find(|e| same(e)).map(|e| e.created);

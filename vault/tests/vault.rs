@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use devc_vault::*;
 
-const CHEAP: Argon2Cost = Argon2Cost { m_kib: 64, t: 1, p: 1 };
+const CHEAP: Argon2Cost = Argon2Cost {
+    m_kib: 64,
+    t: 1,
+    p: 1,
+};
 
 fn docker(server: &str, user: &str, secret: &str) -> DockerEntry {
     DockerEntry {
@@ -22,8 +26,10 @@ fn docker(server: &str, user: &str, secret: &str) -> DockerEntry {
 fn small_vault(secret: &KeySecret) -> Vec<u8> {
     let mut v = Vault::create();
     v.add_secret_slot(SlotKind::KeyFile, secret).unwrap();
-    v.upsert_docker(docker("ghcr.io", "me", "hunter2"), |e| e.server_url == "ghcr.io")
-        .unwrap();
+    v.upsert_docker(docker("ghcr.io", "me", "hunter2"), |e| {
+        e.server_url == "ghcr.io"
+    })
+    .unwrap();
     v.seal().unwrap()
 }
 
@@ -35,16 +41,23 @@ fn keyfile_round_trip_and_wrong_key() {
     let v = sealed.open(&Key::Secret(k)).unwrap();
     assert_eq!(v.docker().len(), 1);
     assert_eq!(v.docker()[0].secret.expose(), "hunter2");
-    let err = sealed.open(&Key::Secret(KeySecret::generate())).unwrap_err();
+    let err = sealed
+        .open(&Key::Secret(KeySecret::generate()))
+        .unwrap_err();
     assert!(matches!(err, Error::NoMatchingKey { .. }), "{err:?}");
 }
 
 #[test]
 fn passphrase_round_trip_and_wrong_passphrase() {
     let mut v = Vault::create();
-    v.add_passphrase_slot(&Passphrase::new("correct horse".into()), CHEAP).unwrap();
+    v.add_passphrase_slot(&Passphrase::new("correct horse".into()), CHEAP)
+        .unwrap();
     let sealed = format::parse(&v.seal().unwrap()).unwrap();
-    assert!(sealed.open(&Key::Passphrase(Passphrase::new("correct horse".into()))).is_ok());
+    assert!(
+        sealed
+            .open(&Key::Passphrase(Passphrase::new("correct horse".into())))
+            .is_ok()
+    );
     let err = sealed
         .open(&Key::Passphrase(Passphrase::new("wrong".into())))
         .unwrap_err();
@@ -78,7 +91,10 @@ fn every_single_byte_flip_is_rejected() {
             let mut m = bytes.clone();
             m[i] ^= mask;
             let r = format::parse(&m).and_then(|s| s.open(&key));
-            assert!(r.is_err(), "flip of byte {i} with mask {mask:#x} was accepted");
+            assert!(
+                r.is_err(),
+                "flip of byte {i} with mask {mask:#x} was accepted"
+            );
         }
     }
 }
@@ -123,7 +139,9 @@ fn oversized_file_is_refused_before_reading() {
 fn oversized_secret_is_refused() {
     let mut v = Vault::create();
     let big = "x".repeat(entry::MAX_SECRET_LEN + 1);
-    let err = v.upsert_docker(docker("a", "b", &big), |_| false).unwrap_err();
+    let err = v
+        .upsert_docker(docker("a", "b", &big), |_| false)
+        .unwrap_err();
     assert!(matches!(err, Error::Oversized { .. }), "{err:?}");
 }
 
@@ -138,7 +156,11 @@ fn control_characters_are_never_stored() {
 
 #[test]
 fn excessive_argon2_cost_is_refused_before_work() {
-    let huge = Argon2Cost { m_kib: 4 * 1024 * 1024, t: 3, p: 4 };
+    let huge = Argon2Cost {
+        m_kib: 4 * 1024 * 1024,
+        t: 3,
+        p: 4,
+    };
     let mut v = Vault::create();
     let err = v
         .add_passphrase_slot(&Passphrase::new("x".into()), huge)
@@ -151,19 +173,26 @@ fn slot_ops_and_last_slot_refused() {
     let k = KeySecret::generate();
     let mut v = Vault::create();
     let a = v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
-    let b = v.add_passphrase_slot(&Passphrase::new("p".into()), CHEAP).unwrap();
+    let b = v
+        .add_passphrase_slot(&Passphrase::new("p".into()), CHEAP)
+        .unwrap();
     assert_eq!(v.slots().len(), 2);
     v.remove_slot(&b.to_string()).unwrap();
-    assert!(matches!(v.remove_slot(&a.to_string()).unwrap_err(), Error::LastSlot));
+    assert!(matches!(
+        v.remove_slot(&a.to_string()).unwrap_err(),
+        Error::LastSlot
+    ));
     assert!(matches!(
         v.remove_slot("0000000000000000").unwrap_err(),
         Error::UnknownSlot { .. }
     ));
     for _ in 1..format::MAX_SLOTS {
-        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate()).unwrap();
+        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate())
+            .unwrap();
     }
     assert!(matches!(
-        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate()).unwrap_err(),
+        v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate())
+            .unwrap_err(),
         Error::TooManySlots
     ));
 }
@@ -184,7 +213,10 @@ fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
         passphrases: vec![p.clone()],
     };
     let err = v.rotate(&keys, false).unwrap_err();
-    assert!(matches!(err, Error::LockedSlots { ref slots } if slots.len() == 1), "{err:?}");
+    assert!(
+        matches!(err, Error::LockedSlots { ref slots } if slots.len() == 1),
+        "{err:?}"
+    );
     assert_eq!(v.slots().len(), 3, "a refused rotate changes nothing");
 
     let r = v.rotate(&keys, true).unwrap();
@@ -218,7 +250,10 @@ fn store_rotate_replaces_key_file_and_old_copy_is_refused() {
     store
         .rotate::<Error>(
             |s| s.open(&Key::Secret(k.clone())),
-            &[RotateKeyFile { path: kpath.clone(), secret: k.clone() }],
+            &[RotateKeyFile {
+                path: kpath.clone(),
+                secret: k.clone(),
+            }],
             vec![],
             false,
         )
@@ -260,7 +295,11 @@ fn concurrent_updates_all_land() {
     for t in threads {
         t.join().unwrap();
     }
-    let v = Store::new(&vpath).read().unwrap().open(&Key::Secret((*k).clone())).unwrap();
+    let v = Store::new(&vpath)
+        .read()
+        .unwrap()
+        .open(&Key::Secret((*k).clone()))
+        .unwrap();
     assert_eq!(v.docker().len(), 8);
 }
 
@@ -273,8 +312,7 @@ fn unknown_fields_survive_a_read_modify_write() {
     v.payload_mut()
         .extra
         .insert("future".into(), serde_json::json!({"x": 1}));
-    let mut json: serde_json::Value =
-        serde_json::from_slice(&v.payload().to_json()).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&v.payload().to_json()).unwrap();
     json["docker"][0]["future_field"] = serde_json::json!("kept");
     let p: Payload = serde_json::from_value(json).unwrap();
     *v.payload_mut() = p;
@@ -306,8 +344,15 @@ fn unknown_fields_survive_a_read_modify_write() {
 fn secrets_are_redacted_in_debug() {
     let k = KeySecret::from_bytes([0xab; 32]);
     let d = docker("h", "u", "hunter2");
-    for s in [format!("{k:?}"), format!("{d:?}"), format!("{:?}", Passphrase::new("pw".into()))] {
-        assert!(!s.contains("hunter2") && !s.contains("abab") && !s.contains("pw\""), "{s}");
+    for s in [
+        format!("{k:?}"),
+        format!("{d:?}"),
+        format!("{:?}", Passphrase::new("pw".into())),
+    ] {
+        assert!(
+            !s.contains("hunter2") && !s.contains("abab") && !s.contains("pw\""),
+            "{s}"
+        );
     }
 }
 
@@ -317,13 +362,22 @@ fn key_file_permissions_and_form_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("key");
     keyfile::create(&p, &KeySecret::generate()).unwrap();
-    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(keyfile::read(&p).is_ok());
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(matches!(keyfile::read(&p).unwrap_err(), Error::KeyFilePermissions { .. }));
+    assert!(matches!(
+        keyfile::read(&p).unwrap_err(),
+        Error::KeyFilePermissions { .. }
+    ));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::write(&p, "not a key\n").unwrap();
-    assert!(matches!(keyfile::read(&p).unwrap_err(), Error::MalformedKeyFile { .. }));
+    assert!(matches!(
+        keyfile::read(&p).unwrap_err(),
+        Error::MalformedKeyFile { .. }
+    ));
     assert!(matches!(
         keyfile::create(&p, &KeySecret::generate()).unwrap_err(),
         Error::AlreadyExists { .. }
