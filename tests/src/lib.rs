@@ -1,0 +1,13 @@
+//! Support for devc-vault's end-to-end tests: locating the built binaries,
+//! requiring external tools, and starting (and always stopping) real servers.
+#![forbid(unsafe_code)]
+
+pub mod docker;
+pub mod git_http;
+pub mod image;
+pub mod podman;
+pub mod process;
+pub mod registry;
+pub mod scratch;
+pub mod skopeo;
+pub mod tools;
