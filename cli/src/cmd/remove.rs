@@ -37,11 +37,12 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     let store = Store::new(g.vault_path());
     let (what, n) = match a {
         Args::Docker { server } => {
+            let what = format!("docker credential for {server}");
             let n = store.update(
                 |s| unlock::open(s, g),
-                |v| Ok::<_, CliError>(v.remove_docker(|e| e.server_url == server)),
+                |v| nonzero(v.remove_docker(|e| e.server_url == server), &what),
             )?;
-            (format!("docker credential for {server}"), n)
+            (what, n)
         }
         Args::Git {
             protocol,
@@ -49,25 +50,30 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             username,
             path,
         } => {
+            let what = format!("git credentials for {protocol}://{host}");
             let n = store.update(
                 |s| unlock::open(s, g),
                 |v| {
-                    Ok::<_, CliError>(v.remove_git(|e| {
+                    let n = v.remove_git(|e| {
                         e.protocol == protocol
                             && e.host == host
                             && username.as_ref().is_none_or(|u| &e.username == u)
                             && path.as_ref().is_none_or(|p| e.path.as_ref() == Some(p))
-                    }))
+                    });
+                    nonzero(n, &what)
                 },
             )?;
-            (format!("git credentials for {protocol}://{host}"), n)
+            (what, n)
         }
     };
-    if n == 0 {
-        return Err(CliError::Usage(format!(
-            "no {what} in the vault; see `devc-vault list`"
-        )));
-    }
     println!("removed {n} {what}");
     Ok(())
+}
+
+/// Fails (so nothing is written) when nothing was removed.
+fn nonzero(n: usize, what: &str) -> CliResult<usize> {
+    if n == 0 {
+        return Err(CliError::Usage(format!("no {what} in the vault; see `devc-vault list`")));
+    }
+    Ok(n)
 }
