@@ -4,7 +4,10 @@
 //! level and inside entries, are kept and written back unchanged, so an
 //! older devc-vault never drops what a newer one stored.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -15,7 +18,7 @@ use crate::secret::Secret;
 pub const MAX_SECRET_LEN: usize = 64 * 1024;
 
 /// A Docker registry credential.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct DockerEntry {
     /// The server URL as the client gave it (e.g. `https://index.docker.io/v1/`).
     pub server_url: String,
@@ -35,7 +38,7 @@ pub struct DockerEntry {
 }
 
 /// A git credential, with git's attributes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GitEntry {
     /// `https`, `http`, ...
     pub protocol: String,
@@ -80,7 +83,7 @@ pub struct Chain {
 }
 
 /// The whole decrypted payload.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Payload {
     /// Docker registry credentials.
     #[serde(default)]
@@ -98,6 +101,72 @@ pub struct Payload {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// Deserializes a struct whose unknown fields go to `extra`, by hand:
+/// `#[serde(flatten)]` would buffer every object (the whole payload, at the
+/// top level) into an intermediate tree first, tripling the cost of opening
+/// a large vault. Duplicate keys are refused.
+macro_rules! keep_unknown_fields {
+    ($ty:ident { required: [$($req:ident),*], optional: [$($opt:ident),*] }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", stringify!($ty), " object"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<$ty, A::Error> {
+                        $(let mut $req = None;)*
+                        $(let mut $opt = None;)*
+                        let mut extra = Map::new();
+                        while let Some(k) = m.next_key::<String>()? {
+                            match k.as_str() {
+                                $(stringify!($req) => {
+                                    if $req.is_some() {
+                                        return Err(de::Error::duplicate_field(stringify!($req)));
+                                    }
+                                    $req = Some(m.next_value()?);
+                                })*
+                                $(stringify!($opt) => {
+                                    if $opt.is_some() {
+                                        return Err(de::Error::duplicate_field(stringify!($opt)));
+                                    }
+                                    $opt = Some(m.next_value()?);
+                                })*
+                                _ => {
+                                    let v: Value = m.next_value()?;
+                                    if extra.insert(k, v).is_some() {
+                                        return Err(de::Error::custom("duplicate field"));
+                                    }
+                                }
+                            }
+                        }
+                        Ok($ty {
+                            $($req: $req.ok_or_else(|| de::Error::missing_field(stringify!($req)))?,)*
+                            $($opt: $opt.unwrap_or_default(),)*
+                            extra,
+                        })
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+keep_unknown_fields!(DockerEntry {
+    required: [server_url, username, secret],
+    optional: [created, updated]
+});
+keep_unknown_fields!(GitEntry {
+    required: [protocol, host, username, password],
+    optional: [path, password_expiry_utc, oauth_refresh_token, created, updated]
+});
+keep_unknown_fields!(Payload {
+    required: [],
+    optional: [docker, git, chain, updated]
+});
 
 /// Checks one text field: bounded, and free of NUL, CR and LF (which no
 /// credential protocol can carry and git forbids).
