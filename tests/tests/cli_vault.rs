@@ -92,7 +92,11 @@ impl Env {
                 "key leaked: {err}"
             );
         }
-        assert!(std::fs::read(&self.vault).ok() == before, "the vault changed: {}", o.describe());
+        assert!(
+            std::fs::read(&self.vault).ok() == before,
+            "the vault changed: {}",
+            o.describe()
+        );
         err
     }
 
@@ -525,4 +529,57 @@ fn demo_runs_with_no_setup() {
         out.contains("plaintext secret present in the file: no"),
         "{out}"
     );
+}
+
+#[test]
+fn init_prompts_twice_on_the_terminal() {
+    let Some(expect) =
+        devc_vault_tests::tools::require_tool("expect", "drives the /dev/tty prompt")
+    else {
+        return;
+    };
+    let e = Env::new();
+    let vault = e.dir.join("tty/.credentials.enc");
+    let script = format!(
+        r#"set timeout 60
+spawn {bin} init --vault {vault} {CHEAP}
+expect "New vault passphrase: "
+send "tty pass\r"
+expect "Repeat the passphrase: "
+send "tty pass\r"
+expect eof
+catch wait result
+exit [lindex $result 3]
+"#,
+        bin = bin_path("devc-vault").display(),
+        vault = vault.display(),
+    );
+    let mut c = Command::new(expect);
+    c.arg("-c")
+        .arg(script)
+        .env_remove("DEVC_VAULT_KEY_FILE")
+        .env_remove("DEVC_VAULT");
+    let o = run(&mut c, None, Duration::from_secs(90)).expect("spawn expect");
+    assert!(o.success(), "{}", o.describe());
+    assert!(
+        o.stdout_str().contains("passphrase slot"),
+        "{}",
+        o.describe()
+    );
+    assert!(
+        !o.stdout_str().contains("tty pass\r\n"),
+        "echoed: {}",
+        o.describe()
+    );
+    let l = e.run(
+        &[
+            "list",
+            "--vault",
+            &vault.display().to_string(),
+            "--passphrase-fd",
+            "0",
+        ],
+        Some("tty pass\n"),
+    );
+    assert!(l.success(), "{}", l.describe());
 }

@@ -38,7 +38,11 @@ fn open_and_lookup(c: &mut Criterion) {
                 let v = format::parse(black_box(bytes))
                     .and_then(|s| s.open(&Key::Secret(key.clone())))
                     .expect("open");
-                let e = v.docker().iter().find(|e| e.server_url == want).expect("found");
+                let e = v
+                    .docker()
+                    .iter()
+                    .find(|e| e.server_url == want)
+                    .expect("found");
                 black_box(e.secret.expose().len())
             })
         });
@@ -50,27 +54,34 @@ fn add_to_large_vault(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(".credentials.enc");
     let key = KeySecret::generate();
-    Store::new(&path).create(&vault_with(10_000, &key)).expect("create");
+    Store::new(&path)
+        .create(&vault_with(10_000, &key))
+        .expect("create");
     let store = Store::new(&path);
     let mut i = 0usize;
-    c.bench_function("add one entry to a 10,000-entry vault (locked, atomic, fsync)", |b| {
-        b.iter(|| {
-            i += 1;
-            let e = entry(1_000_000 + i);
-            let url = e.server_url.clone();
-            store
-                .update::<_, Error>(|s| s.open(&Key::Secret(key.clone())), |v| {
-                    v.upsert_docker(e, |x| x.server_url == url)
-                })
-                .expect("update");
-        })
-    });
+    c.bench_function(
+        "add one entry to a 10,000-entry vault (locked, atomic, fsync)",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                let e = entry(1_000_000 + i);
+                let url = e.server_url.clone();
+                store
+                    .update::<_, Error>(
+                        |s| s.open(&Key::Secret(key.clone())),
+                        |v| v.upsert_docker(e, |x| x.server_url == url),
+                    )
+                    .expect("update");
+            })
+        },
+    );
 }
 
 fn argon2_unlock(c: &mut Criterion) {
     let p = Passphrase::new("correct horse battery staple".into());
     let mut v = Vault::create();
-    v.add_passphrase_slot(&p, Argon2Cost::DEFAULT).expect("slot");
+    v.add_passphrase_slot(&p, Argon2Cost::DEFAULT)
+        .expect("slot");
     let sealed = format::parse(&v.seal().expect("seal")).expect("parse");
     let mut g = c.benchmark_group("passphrase");
     g.sample_size(10);

@@ -161,7 +161,13 @@ keep_unknown_fields!(DockerEntry {
 });
 keep_unknown_fields!(GitEntry {
     required: [protocol, host, username, password],
-    optional: [path, password_expiry_utc, oauth_refresh_token, created, updated]
+    optional: [
+        path,
+        password_expiry_utc,
+        oauth_refresh_token,
+        created,
+        updated
+    ]
 });
 keep_unknown_fields!(Payload {
     required: [],

@@ -1,6 +1,8 @@
 //! Behaviour of the format and the store: round trips, every single-byte
 //! flip and every truncation rejected, caps, rotate, concurrency, forward
 //! compatibility.
+// Fixtures panic on purpose: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

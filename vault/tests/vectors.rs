@@ -4,6 +4,8 @@
 //!
 //! Regenerate (only when the format changes on purpose):
 //! `cargo test -p devc-vault --test vectors -- --ignored regenerate`
+// Fixtures panic on purpose: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
@@ -31,12 +33,16 @@ fn parse_vector(name: &str, bytes: &[u8]) -> Vector {
     assert_eq!(lines.next(), Some("devc-vault test vector"), "{name}");
     let (mut expect, mut key) = (None, None);
     for line in lines {
-        let (k, v) = line.split_once(": ").unwrap_or_else(|| panic!("{name}: bad line {line:?}"));
+        let (k, v) = line
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("{name}: bad line {line:?}"));
         match k {
             "expect" => expect = Some(v.to_owned()),
             "key" => {
                 key = Some(match v.split_once(' ') {
-                    Some(("keyfile", text)) => Key::Secret(keyfile::parse(text.as_bytes()).expect("key")),
+                    Some(("keyfile", text)) => {
+                        Key::Secret(keyfile::parse(text.as_bytes()).expect("key"))
+                    }
                     Some(("passphrase", text)) => Key::Passphrase(Passphrase::new(text.to_owned())),
                     _ => panic!("{name}: bad key {v:?}"),
                 })
@@ -78,7 +84,11 @@ fn all_vectors() {
         .filter(|n| n.ends_with(".vector"))
         .collect();
     names.sort();
-    assert!(names.len() >= 14, "expected at least 14 vectors, found {}", names.len());
+    assert!(
+        names.len() >= 14,
+        "expected at least 14 vectors, found {}",
+        names.len()
+    );
     let mut classes_seen = std::collections::BTreeSet::new();
     for name in &names {
         let v = parse_vector(name, &std::fs::read(dir().join(name)).expect("read"));
@@ -98,9 +108,17 @@ fn all_vectors() {
         }
     }
     for c in [
-        "ok", "unknown-version", "malformed-header", "no-matching-key", "excessive-work",
-        "header-tampered", "commitment-mismatch", "payload-tampered", "truncated",
-        "trailing-data", "oversized",
+        "ok",
+        "unknown-version",
+        "malformed-header",
+        "no-matching-key",
+        "excessive-work",
+        "header-tampered",
+        "commitment-mismatch",
+        "payload-tampered",
+        "truncated",
+        "trailing-data",
+        "oversized",
     ] {
         assert!(classes_seen.contains(c), "no vector for {c}");
     }
@@ -108,7 +126,11 @@ fn all_vectors() {
 
 // ---- generation ----
 
-const CHEAP: Argon2Cost = Argon2Cost { m_kib: 256, t: 2, p: 1 };
+const CHEAP: Argon2Cost = Argon2Cost {
+    m_kib: 256,
+    t: 2,
+    p: 1,
+};
 
 fn sample_entries(v: &mut Vault) {
     v.upsert_docker(
@@ -142,10 +164,9 @@ fn sample_entries(v: &mut Vault) {
 }
 
 fn write(name: &str, expect: &str, key: &str, comment: &str, vault: &[u8]) {
-    let mut out = format!(
-        "devc-vault test vector\nexpect: {expect}\nkey: {key}\ncomment: {comment}\n---\n"
-    )
-    .into_bytes();
+    let mut out =
+        format!("devc-vault test vector\nexpect: {expect}\nkey: {key}\ncomment: {comment}\n---\n")
+            .into_bytes();
     out.extend_from_slice(vault);
     std::fs::write(dir().join(format!("{name}.vector")), out).unwrap();
 }
@@ -179,54 +200,132 @@ fn regenerate() {
     v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
     sample_entries(&mut v);
     let good = v.seal().unwrap();
-    write("ok-keyfile", "ok docker=1 git=1", &ktext, "one key-file slot, one docker and one git entry", &good);
+    write(
+        "ok-keyfile",
+        "ok docker=1 git=1",
+        &ktext,
+        "one key-file slot, one docker and one git entry",
+        &good,
+    );
 
     let mut pv = Vault::create();
-    pv.add_passphrase_slot(&Passphrase::new("vector passphrase".into()), CHEAP).unwrap();
+    pv.add_passphrase_slot(&Passphrase::new("vector passphrase".into()), CHEAP)
+        .unwrap();
     sample_entries(&mut pv);
     let pgood = pv.seal().unwrap();
-    write("ok-passphrase", "ok docker=1 git=1", "passphrase vector passphrase",
-        "one passphrase slot (argon2id m=256 t=2 p=1, cheap for tests)", &pgood);
+    write(
+        "ok-passphrase",
+        "ok docker=1 git=1",
+        "passphrase vector passphrase",
+        "one passphrase slot (argon2id m=256 t=2 p=1, cheap for tests)",
+        &pgood,
+    );
 
     let mut two = Vault::create();
-    two.add_passphrase_slot(&Passphrase::new("first".into()), CHEAP).unwrap();
-    two.add_passphrase_slot(&Passphrase::new("second".into()), CHEAP).unwrap();
-    write("ok-second-slot", "ok docker=0 git=0", "passphrase second",
-        "two passphrase slots; the key opens the second", &two.seal().unwrap());
+    two.add_passphrase_slot(&Passphrase::new("first".into()), CHEAP)
+        .unwrap();
+    two.add_passphrase_slot(&Passphrase::new("second".into()), CHEAP)
+        .unwrap();
+    write(
+        "ok-second-slot",
+        "ok docker=0 git=0",
+        "passphrase second",
+        "two passphrase slots; the key opens the second",
+        &two.seal().unwrap(),
+    );
 
-    write("error-unknown-version", "error unknown-version", &ktext, "version line says v2",
-        &replace(&good, "devc-vault v1\n", "devc-vault v2\n"));
-    write("error-malformed-header", "error malformed-header", &ktext, "slot kind misspelled",
-        &replace(&good, "slot keyfile ", "slot keyfyle "));
+    write(
+        "error-unknown-version",
+        "error unknown-version",
+        &ktext,
+        "version line says v2",
+        &replace(&good, "devc-vault v1\n", "devc-vault v2\n"),
+    );
+    write(
+        "error-malformed-header",
+        "error malformed-header",
+        &ktext,
+        "slot kind misspelled",
+        &replace(&good, "slot keyfile ", "slot keyfyle "),
+    );
     let other = KeySecret::generate();
-    write("error-no-matching-key", "error no-matching-key",
+    write(
+        "error-no-matching-key",
+        "error no-matching-key",
         &format!("keyfile {}", keyfile::render(&other).trim_end()),
-        "a valid vault and a different key", &good);
+        "a valid vault and a different key",
+        &good,
+    );
     let m = format!("m={}", CHEAP.m_kib);
-    write("error-excessive-work", "error excessive-work", "passphrase vector passphrase",
+    write(
+        "error-excessive-work",
+        "error excessive-work",
+        "passphrase vector passphrase",
         "passphrase slot rewritten to ask for 4 GiB of argon2id memory",
-        &replace(&pgood, &format!("{m} "), "m=4194304 "));
+        &replace(&pgood, &format!("{m} "), "m=4194304 "),
+    );
     let created = header_line(&good, "created ");
     let n: u64 = created[8..].parse().unwrap();
-    write("error-header-tampered", "error header-tampered", &ktext, "created time changed, MAC not",
-        &replace(&good, created, &format!("created {}", n + 1)));
+    write(
+        "error-header-tampered",
+        "error header-tampered",
+        &ktext,
+        "created time changed, MAC not",
+        &replace(&good, created, &format!("created {}", n + 1)),
+    );
     let commit = header_line(&good, "commit ");
-    let flipped = format!("commit {}{}", if &commit[7..8] == "0" { "1" } else { "0" }, &commit[8..]);
-    write("error-commitment-mismatch", "error commitment-mismatch", &ktext,
-        "first digit of the commitment changed", &replace(&good, commit, &flipped));
+    let flipped = format!(
+        "commit {}{}",
+        if &commit[7..8] == "0" { "1" } else { "0" },
+        &commit[8..]
+    );
+    write(
+        "error-commitment-mismatch",
+        "error commitment-mismatch",
+        &ktext,
+        "first digit of the commitment changed",
+        &replace(&good, commit, &flipped),
+    );
     let mut tampered = good.clone();
     *tampered.last_mut().unwrap() ^= 1;
-    write("error-payload-tampered", "error payload-tampered", &ktext, "last byte (GCM tag) flipped", &tampered);
-    write("error-truncated", "error truncated", &ktext, "last 5 bytes of the payload cut",
-        &good[..good.len() - 5]);
+    write(
+        "error-payload-tampered",
+        "error payload-tampered",
+        &ktext,
+        "last byte (GCM tag) flipped",
+        &tampered,
+    );
+    write(
+        "error-truncated",
+        "error truncated",
+        &ktext,
+        "last 5 bytes of the payload cut",
+        &good[..good.len() - 5],
+    );
     let salt_at = good.windows(5).position(|w| w == b"salt ").unwrap();
-    write("error-truncated-header", "error truncated", &ktext, "cut in the middle of the salt line",
-        &good[..salt_at + 20]);
+    write(
+        "error-truncated-header",
+        "error truncated",
+        &ktext,
+        "cut in the middle of the salt line",
+        &good[..salt_at + 20],
+    );
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"extra");
-    write("error-trailing-data", "error trailing-data", &ktext, "5 bytes after the payload", &trailing);
+    write(
+        "error-trailing-data",
+        "error trailing-data",
+        &ktext,
+        "5 bytes after the payload",
+        &trailing,
+    );
     let slot = header_line(&good, "slot ");
     let many = vec![slot; 33].join("\n");
-    write("error-oversized-slots", "error oversized", &ktext, "33 slot lines (the cap is 32)",
-        &replace(&good, slot, &many));
+    write(
+        "error-oversized-slots",
+        "error oversized",
+        &ktext,
+        "33 slot lines (the cap is 32)",
+        &replace(&good, slot, &many),
+    );
 }

@@ -73,7 +73,9 @@ pub fn run(g: &Global, a: Args) -> CliResult {
 /// Fails (so nothing is written) when nothing was removed.
 fn nonzero(n: usize, what: &str) -> CliResult<usize> {
     if n == 0 {
-        return Err(CliError::Usage(format!("no {what} in the vault; see `devc-vault list`")));
+        return Err(CliError::Usage(format!(
+            "no {what} in the vault; see `devc-vault list`"
+        )));
     }
     Ok(n)
 }
