@@ -120,8 +120,8 @@ macro_rules! keep_unknown_fields {
                         $(let mut $req = None;)*
                         $(let mut $opt = None;)*
                         let mut extra = Map::new();
-                        while let Some(k) = m.next_key::<String>()? {
-                            match k.as_str() {
+                        while let Some(FieldName(k)) = m.next_key::<FieldName<'de>>()? {
+                            match k.as_ref() {
                                 $(stringify!($req) => {
                                     if $req.is_some() {
                                         return Err(de::Error::duplicate_field(stringify!($req)));
@@ -136,7 +136,7 @@ macro_rules! keep_unknown_fields {
                                 })*
                                 _ => {
                                     let v: Value = m.next_value()?;
-                                    if extra.insert(k, v).is_some() {
+                                    if extra.insert(k.into_owned(), v).is_some() {
                                         return Err(de::Error::custom("duplicate field"));
                                     }
                                 }
@@ -153,6 +153,33 @@ macro_rules! keep_unknown_fields {
             }
         }
     };
+}
+
+/// An object key, borrowed from the input when it has no escapes: one
+/// allocation per key of every entry would dominate opening a large vault
+/// (serde's own `Cow<str>` always allocates).
+struct FieldName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 keep_unknown_fields!(DockerEntry {

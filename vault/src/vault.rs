@@ -162,10 +162,34 @@ impl Vault {
     }
 
     /// Removes a slot by id; refuses to remove the last one.
+    ///
+    /// `id` is a slot id, or `kind:id` (e.g. `agent:0123456789abcdef`): a
+    /// key-file and an agent slot made from the same secret share an id, and
+    /// an ambiguous id is refused rather than guessed.
     pub fn remove_slot(&mut self, id: &str) -> Result<()> {
-        let pos = SlotId::parse(id)
-            .and_then(|id| self.slots.iter().position(|s| s.id == id))
-            .ok_or_else(|| Error::UnknownSlot { id: id.to_owned() })?;
+        let (kind, hex) = match id.split_once(':') {
+            Some((k, h)) => (Some(k), h),
+            None => (None, id),
+        };
+        let unknown = || Error::UnknownSlot { id: id.to_owned() };
+        let wanted = SlotId::parse(hex).ok_or_else(unknown)?;
+        let matches: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                let s = &self.slots[i];
+                s.id == wanted && kind.is_none_or(|k| k == s.kind.name())
+            })
+            .collect();
+        let pos = match matches.as_slice() {
+            [] => return Err(unknown()),
+            [one] => *one,
+            _ => {
+                return Err(Error::InvalidEntry {
+                    reason: format!(
+                        "slot id {hex} names more than one slot; say which, e.g. keyfile:{hex} or agent:{hex}"
+                    ),
+                });
+            }
+        };
         if self.slots.len() == 1 {
             return Err(Error::LastSlot);
         }

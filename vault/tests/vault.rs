@@ -200,6 +200,21 @@ fn slot_ops_and_last_slot_refused() {
 }
 
 #[test]
+fn ambiguous_slot_id_is_refused_and_kind_prefix_selects() {
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    let id = v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    v.add_secret_slot(SlotKind::Agent, &k).unwrap();
+    assert!(matches!(
+        v.remove_slot(&id.to_string()).unwrap_err(),
+        Error::InvalidEntry { .. }
+    ));
+    v.remove_slot(&format!("agent:{id}")).unwrap();
+    assert_eq!(v.slots().len(), 1);
+    assert_eq!(v.slots()[0].kind, SlotKind::KeyFile);
+}
+
+#[test]
 fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
     let k = KeySecret::generate();
     let other = KeySecret::generate();
