@@ -38,11 +38,14 @@ pub fn have_tty() -> bool {
     File::open("/dev/tty").is_ok()
 }
 
-/// Prompts on `/dev/tty` without echo.
+/// Prompts on `/dev/tty` without echo (the one prompt the helpers use too).
 pub fn prompt(label: &str) -> CliResult<Zeroizing<String>> {
-    rpassword::prompt_password(label)
-        .map(Zeroizing::new)
-        .map_err(|e| CliError::Input(format!("cannot prompt on /dev/tty: {e}")))
+    let mut tty = devc_keydelivery::prompt::Tty::open()
+        .ok_or_else(|| CliError::Input("no terminal (/dev/tty) to prompt on".into()))?;
+    let p = tty
+        .read_secret(label)
+        .map_err(|e| CliError::Input(format!("cannot read from /dev/tty: {e}")))?;
+    Ok(Zeroizing::new(p.expose().to_owned()))
 }
 
 /// Reads a secret from stdin, or prompts on `/dev/tty` when stdin is a terminal.

@@ -59,6 +59,11 @@ enum Command {
     #[command(subcommand)]
     Slot(cmd::slot::Args),
     Demo(cmd::demo::Args),
+    Install(cmd::install::Args),
+    Agent(cmd::agent::Args),
+    Unlock(cmd::unlock::Args),
+    Lock(cmd::lock::Args),
+    Status(cmd::status::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,11 @@ fn main() -> ExitCode {
         Command::Rotate(a) => cmd::rotate::run(g, a),
         Command::Slot(a) => cmd::slot::run(g, a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Install(a) => cmd::install::run(g, a),
+        Command::Agent(a) => cmd::agent::run(g, a),
+        Command::Unlock(a) => cmd::unlock::run(g, a),
+        Command::Lock(a) => cmd::lock::run(g, a),
+        Command::Status(a) => cmd::status::run(g, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,29 @@
 //! Key-delivery configuration: the source order and where each source looks.
+//!
+//! Precedence: environment variables, then the config file
+//! (`$DEVC_VAULT_CONFIG`, else `$XDG_CONFIG_HOME/devc/vault.toml`, else
+//! `~/.config/devc/vault.toml`), then built-in defaults.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Environment variable naming the key order.
+pub const ENV_KEY_ORDER: &str = "DEVC_VAULT_KEY_ORDER";
+/// Environment variable naming the agent socket.
+pub const ENV_AGENT_SOCK: &str = "DEVC_VAULT_AGENT_SOCK";
+/// Environment variable naming the config file.
+pub const ENV_CONFIG: &str = "DEVC_VAULT_CONFIG";
+/// The system-wide agent socket, where a container usually gets it mounted.
+pub const SYSTEM_AGENT_SOCK: &str = "/run/devc-vault/agent.sock";
+/// Default idle TTL of the passphrase cache.
+pub const CACHE_IDLE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default max lifetime of a key in the passphrase cache.
+pub const CACHE_MAX_TTL: Duration = Duration::from_secs(4 * 60 * 60);
+/// Default time limit for `key_command`.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One kind of key source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,7 +32,7 @@ pub enum SourceKind {
     File,
     /// A `devc-vault agent` over a unix socket.
     Agent,
-    /// A passphrase typed on the terminal.
+    /// A passphrase typed on the terminal (or remembered by the cache agent).
     Passphrase,
     /// An external command printing the key file's content.
     Command,
@@ -50,7 +72,9 @@ impl fmt::Display for SourceKind {
 pub enum PromptPolicy {
     /// Prompt when a terminal is available.
     IfTerminal,
-    /// Never prompt.
+    /// Never prompt, and write nothing to the terminal (the git helper:
+    /// git compares stderr in its tests). A running passphrase cache is
+    /// still asked, silently.
     Never,
 }
 
@@ -63,33 +87,301 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Whether prompting is allowed.
     pub prompt: PromptPolicy,
+    /// Agent sockets tried in turn by the `agent` source.
+    pub agent_sockets: Vec<PathBuf>,
+    /// The passphrase cache agent's socket.
+    pub cache_socket: PathBuf,
+    /// Start a cache agent after a successful passphrase prompt.
+    pub start_cache: bool,
+    /// The cache's idle TTL.
+    pub cache_idle_ttl: Duration,
+    /// The cache's max lifetime.
+    pub cache_max_ttl: Duration,
+    /// The `key_command` argv (no shell), if configured.
+    pub key_command: Option<Vec<String>>,
+    /// Time limit for `key_command`.
+    pub key_command_timeout: Duration,
 }
 
 /// The default order.
-pub const DEFAULT_ORDER: [SourceKind; 3] = [SourceKind::File, SourceKind::Agent, SourceKind::Passphrase];
+pub const DEFAULT_ORDER: [SourceKind; 3] =
+    [SourceKind::File, SourceKind::Agent, SourceKind::Passphrase];
 
-impl Config {
-    /// Configuration from the environment (`DEVC_VAULT_KEY_FILE`, `DEVC_VAULT_KEY_ORDER`).
-    pub fn from_env() -> Result<Config, String> {
-        let order = match std::env::var("DEVC_VAULT_KEY_ORDER") {
-            Ok(s) if !s.trim().is_empty() => parse_order(&s)?,
-            _ => DEFAULT_ORDER.to_vec(),
-        };
-        Ok(Config {
-            order,
-            key_file: devc_vault::paths::key_file_path(),
-            prompt: PromptPolicy::IfTerminal,
-        })
+/// Why the configuration could not be read.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// An unknown name in a source order.
+    UnknownSource {
+        /// Where the order came from.
+        origin: String,
+        /// The offending name.
+        name: String,
+    },
+    /// The config file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (from the TOML parser: positions and names, no values).
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownSource { origin, name } => write!(
+                f,
+                "unknown key source {name:?} in {origin}; use file, agent, passphrase, command"
+            ),
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config {}: {source}", path.display())
+            }
+            ConfigError::Invalid { path, reason } => {
+                write!(
+                    f,
+                    "invalid config {}: {}",
+                    path.display(),
+                    reason.replace('\n', " ")
+                )
+            }
+        }
     }
 }
 
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
+/// The config file's shape. Unknown keys are refused, so a typo is loud.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    order: Option<Vec<String>>,
+    key_file: Option<PathBuf>,
+    agent_socket: Option<PathBuf>,
+    prompt: Option<bool>,
+    key_command: Option<Vec<String>>,
+    key_command_timeout_secs: Option<u64>,
+    cache: Option<bool>,
+    cache_idle_ttl_secs: Option<u64>,
+    cache_max_ttl_secs: Option<u64>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The config file in use: `$DEVC_VAULT_CONFIG`, else the XDG location.
+/// The flag says whether it was named explicitly (then it must exist).
+pub fn config_path() -> (PathBuf, bool) {
+    if let Some(p) = env_path(ENV_CONFIG) {
+        return (p, true);
+    }
+    let base = env_path("XDG_CONFIG_HOME")
+        .unwrap_or_else(|| devc_vault::paths::home_dir().join(".config"));
+    (base.join("devc").join("vault.toml"), false)
+}
+
+/// The real uid, for per-user paths.
+pub fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// The per-user runtime directory for agent sockets: `$XDG_RUNTIME_DIR/devc-vault`,
+/// else `/tmp/devc-vault-<uid>` (which the agent creates 0700 and checks).
+pub fn runtime_dir() -> PathBuf {
+    match env_path("XDG_RUNTIME_DIR") {
+        Some(d) => d.join("devc-vault"),
+        None => std::env::temp_dir().join(format!("devc-vault-{}", uid())),
+    }
+}
+
+/// Where `devc-vault agent` listens by default: `$DEVC_VAULT_AGENT_SOCK`,
+/// else `<runtime dir>/agent.sock`.
+pub fn default_agent_socket() -> PathBuf {
+    env_path(ENV_AGENT_SOCK).unwrap_or_else(|| runtime_dir().join("agent.sock"))
+}
+
+/// The passphrase cache's socket: `<runtime dir>/cache.sock`.
+pub fn default_cache_socket() -> PathBuf {
+    runtime_dir().join("cache.sock")
+}
+
+impl Config {
+    /// Configuration from the environment (`DEVC_VAULT_KEY_FILE`,
+    /// `DEVC_VAULT_KEY_ORDER`, `DEVC_VAULT_AGENT_SOCK`) over the config file,
+    /// with the error as one printable line (see [`Config::load`]).
+    pub fn from_env() -> Result<Config, String> {
+        Config::load().map_err(|e| e.to_string())
+    }
+
+    /// [`Config::from_env`] with a typed error.
+    pub fn load() -> Result<Config, ConfigError> {
+        let (path, explicit) = config_path();
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_file(&path, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                FileConfig::default()
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Config::build(file, &path)
+    }
+
+    /// The defaults, ignoring the environment and any config file.
+    pub fn defaults() -> Config {
+        Config {
+            order: DEFAULT_ORDER.to_vec(),
+            key_file: PathBuf::from(devc_vault::paths::DEFAULT_KEY_FILE),
+            prompt: PromptPolicy::IfTerminal,
+            agent_sockets: vec![
+                PathBuf::from(SYSTEM_AGENT_SOCK),
+                runtime_dir().join("agent.sock"),
+            ],
+            cache_socket: default_cache_socket(),
+            start_cache: true,
+            cache_idle_ttl: CACHE_IDLE_TTL,
+            cache_max_ttl: CACHE_MAX_TTL,
+            key_command: None,
+            key_command_timeout: COMMAND_TIMEOUT,
+        }
+    }
+
+    fn build(file: FileConfig, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg = Config::defaults();
+        let origin = || format!("config {}", path.display());
+        if let Some(order) = &file.order {
+            cfg.order = order
+                .iter()
+                .map(|n| {
+                    SourceKind::parse(n.trim()).ok_or_else(|| ConfigError::UnknownSource {
+                        origin: origin(),
+                        name: n.clone(),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Ok(s) = std::env::var(ENV_KEY_ORDER)
+            && !s.trim().is_empty()
+        {
+            cfg.order = parse_order(&s)?;
+        }
+        cfg.key_file = env_path(devc_vault::paths::ENV_KEY_FILE)
+            .or(file.key_file)
+            .unwrap_or(cfg.key_file);
+        if let Some(sock) = env_path(ENV_AGENT_SOCK).or(file.agent_socket) {
+            cfg.agent_sockets = vec![sock];
+        }
+        if file.prompt == Some(false) {
+            cfg.prompt = PromptPolicy::Never;
+        }
+        cfg.key_command = file.key_command.filter(|argv| !argv.is_empty());
+        if let Some(s) = file.key_command_timeout_secs {
+            cfg.key_command_timeout = Duration::from_secs(s.clamp(1, 600));
+        }
+        if let Some(c) = file.cache {
+            cfg.start_cache = c;
+        }
+        if let Some(s) = file.cache_idle_ttl_secs {
+            cfg.cache_idle_ttl = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = file.cache_max_ttl_secs {
+            cfg.cache_max_ttl = Duration::from_secs(s.max(1));
+        }
+        Ok(cfg)
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.message().to_owned(),
+    })
+}
+
 /// Parses a comma-separated source list such as `file,agent`.
-pub fn parse_order(s: &str) -> Result<Vec<SourceKind>, String> {
+pub fn parse_order(s: &str) -> Result<Vec<SourceKind>, ConfigError> {
     s.split(',')
         .map(|t| {
-            SourceKind::parse(t.trim()).ok_or_else(|| {
-                format!("unknown key source {:?} in DEVC_VAULT_KEY_ORDER; use file, agent, passphrase, command", t.trim())
+            SourceKind::parse(t.trim()).ok_or_else(|| ConfigError::UnknownSource {
+                origin: ENV_KEY_ORDER.to_owned(),
+                name: t.trim().to_owned(),
             })
         })
         .collect()
+}
+
+/// Parses a duration such as `90`, `90s`, `15m`, `4h` or `1d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_parsing() {
+        assert_eq!(
+            parse_order("file, agent").expect("ok"),
+            vec![SourceKind::File, SourceKind::Agent]
+        );
+        let e = parse_order("file,gpg").expect_err("unknown");
+        assert!(e.to_string().contains("\"gpg\""), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("4h"), Some(Duration::from_secs(14400)));
+        for bad in ["", "m", "1x", "-1", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_file_fields_and_strictness() {
+        let p = Path::new("/x/vault.toml");
+        let f = parse_file(
+            p,
+            "order = [\"command\", \"file\"]\nkey_command = [\"pass\", \"show\", \"devc\"]\nkey_command_timeout_secs = 3\nprompt = false\n",
+        )
+        .expect("valid");
+        let cfg = Config::build(f, p).expect("builds");
+        assert_eq!(cfg.order[0], SourceKind::Command);
+        assert_eq!(cfg.key_command.as_deref().map(<[String]>::len), Some(3));
+        assert_eq!(cfg.key_command_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.prompt, PromptPolicy::Never);
+        let e = parse_file(p, "ordr = []\n").expect_err("unknown key");
+        assert!(e.to_string().contains("/x/vault.toml"), "{e}");
+        let f = parse_file(p, "order = [\"gpg\"]\n").expect("parses");
+        assert!(Config::build(f, p).is_err());
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use devc_vault::{Error, SealedVault, Vault};
+use devc_vault::{Error, Key, SealedVault, Vault};
 
 use crate::config::{Config, SourceKind};
 use crate::source;
@@ -54,21 +54,136 @@ impl From<Error> for UnlockError {
 
 /// Opens `sealed` with the first configured source whose key fits.
 pub fn unlock(sealed: &SealedVault, cfg: &Config) -> Result<Vault, UnlockError> {
+    unlock_with_source(sealed, cfg).map(|(v, _)| v)
+}
+
+/// [`unlock`], also saying which source opened the vault.
+pub fn unlock_with_source(
+    sealed: &SealedVault,
+    cfg: &Config,
+) -> Result<(Vault, SourceKind), UnlockError> {
     let mut attempts = Vec::new();
     for &kind in &cfg.order {
-        let key = match kind {
-            SourceKind::File => source::file(cfg),
-            other => Err(format!("{other} source not available in this build")),
+        let src = source::for_kind(kind, cfg);
+        let key = match src.key(sealed) {
+            Ok(k) => k,
+            Err(e) => {
+                attempts.push(Attempt {
+                    source: kind,
+                    why: e.to_string(),
+                });
+                continue;
+            }
         };
-        match key.map(|k| sealed.open(&k)) {
-            Ok(Ok(vault)) => return Ok(vault),
-            Ok(Err(Error::NoMatchingKey { .. })) => attempts.push(Attempt {
+        let from_cache = matches!(key, Key::Master(_));
+        match sealed.open(&key) {
+            Ok(vault) => return Ok((vault, kind)),
+            Err(Error::NoMatchingKey { .. }) => attempts.push(Attempt {
                 source: kind,
                 why: "its key does not open this vault".into(),
             }),
-            Ok(Err(e)) => return Err(UnlockError::Vault(e)),
-            Err(why) => attempts.push(Attempt { source: kind, why }),
+            // A master key from an agent or the cache that fails the
+            // commitment belongs to an older version of the vault (rotated
+            // since): that source has no key, the vault is not damaged.
+            Err(Error::CommitmentMismatch) if from_cache => attempts.push(Attempt {
+                source: kind,
+                why: "its key is for an older version of this vault (rotated since?)".into(),
+            }),
+            Err(e) => return Err(UnlockError::Vault(e)),
         }
     }
     Err(UnlockError::NoKey(attempts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    use devc_vault::{KeySecret, SlotKind, keyfile};
+
+    use crate::config::PromptPolicy;
+
+    fn vault_with_key() -> (SealedVault, KeySecret) {
+        let secret = KeySecret::generate();
+        let mut v = Vault::create();
+        v.add_secret_slot(SlotKind::KeyFile, &secret).expect("slot");
+        let bytes = v.seal().expect("seal");
+        (devc_vault::format::parse(&bytes).expect("parse"), secret)
+    }
+
+    fn cfg(dir: &std::path::Path, order: Vec<SourceKind>) -> Config {
+        let mut c = Config::defaults();
+        c.order = order;
+        c.key_file = dir.join("key");
+        c.agent_sockets = vec![dir.join("agent.sock")];
+        c.cache_socket = dir.join("cache.sock");
+        c.prompt = PromptPolicy::Never;
+        c
+    }
+
+    #[test]
+    fn every_source_tried_is_listed_in_one_line() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (sealed, _) = vault_with_key();
+        let c = cfg(
+            t.path(),
+            vec![
+                SourceKind::File,
+                SourceKind::Agent,
+                SourceKind::Passphrase,
+                SourceKind::Command,
+            ],
+        );
+        let e = unlock(&sealed, &c).expect_err("no key");
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        for part in [
+            "file: ",
+            "key not found",
+            "agent: no agent at ",
+            "passphrase: the vault has no passphrase slot",
+            "command: no key_command in the config",
+        ] {
+            assert!(line.contains(part), "missing {part:?} in {line}");
+        }
+    }
+
+    #[test]
+    fn file_source_refuses_open_modes_and_wrong_keys() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (sealed, secret) = vault_with_key();
+        let c = cfg(t.path(), vec![SourceKind::File]);
+        std::fs::write(&c.key_file, keyfile::render(&secret).as_bytes()).expect("write");
+        std::fs::set_permissions(&c.key_file, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let line = unlock(&sealed, &c).expect_err("0644 refused").to_string();
+        assert!(line.contains("chmod 600"), "{line}");
+
+        std::fs::set_permissions(&c.key_file, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        let (_, src) = unlock_with_source(&sealed, &c).expect("opens");
+        assert_eq!(src, SourceKind::File);
+
+        let other = KeySecret::generate();
+        std::fs::write(&c.key_file, keyfile::render(&other).as_bytes()).expect("write");
+        let line = unlock(&sealed, &c).expect_err("wrong key").to_string();
+        assert!(line.contains("does not open this vault"), "{line}");
+
+        std::fs::write(&c.key_file, b"devc-vault-key v1 nothex\n").expect("write");
+        let line = unlock(&sealed, &c).expect_err("malformed").to_string();
+        assert!(line.contains("malformed"), "{line}");
+    }
+
+    #[test]
+    fn key_command_opens_the_vault() {
+        let t = tempfile::tempdir().expect("tmp");
+        let (sealed, secret) = vault_with_key();
+        let key = t.path().join("k");
+        std::fs::write(&key, keyfile::render(&secret).as_bytes()).expect("write");
+        let mut c = cfg(t.path(), vec![SourceKind::Command]);
+        c.key_command = Some(vec!["cat".into(), key.display().to_string()]);
+        let (_, src) = unlock_with_source(&sealed, &c).expect("opens");
+        assert_eq!(src, SourceKind::Command);
+    }
 }

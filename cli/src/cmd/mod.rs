@@ -1,12 +1,17 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod agent;
 pub mod demo;
 pub mod init;
+pub mod install;
 pub mod list;
+pub mod lock;
 pub mod remove;
 pub mod rotate;
 pub mod slot;
+pub mod status;
+pub mod unlock;
 
 use devc_vault::Argon2Cost;
 

@@ -18,7 +18,7 @@ pub enum Args {
     Add(AddArgs),
     /// Remove a slot by id (the last slot is never removed)
     Remove {
-        /// The slot id from `slot list`
+        /// The slot id from `slot list`, or KIND:ID when a key-file and an agent slot share an id
         id: String,
     },
 }
@@ -31,6 +31,8 @@ pub enum AddArgs {
         /// The key file for the new slot
         path: PathBuf,
     },
+    /// An agent slot: the running agent wraps the master key under a key it never hands out
+    Agent(super::agent::SlotArgs),
     /// A passphrase slot
     Passphrase {
         /// Read the new passphrase from this file descriptor instead of prompting twice
@@ -99,6 +101,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             )?;
             println!("added passphrase slot {id}");
         }
+        Args::Add(AddArgs::Agent(a)) => super::agent::add_slot(g, &store, a)?,
         Args::Remove { id } => {
             store.update(|s| unlock::open(s, g), |v| Ok(v.remove_slot(&id)?))?;
             println!("removed slot {id}");

@@ -1,0 +1,66 @@
+//! `devc-vault install`: make the container's clients use the vault's helpers.
+
+use std::path::PathBuf;
+
+use devc_helper::docker::config::{self, InstallError};
+use devc_vault::Store;
+
+use crate::Global;
+use crate::error::{CliError, CliResult};
+use crate::unlock::Keys;
+
+/// Point docker (config.json: credsStore and credHelpers) at the vault's helpers.
+///
+/// Idempotent. The previous credsStore is recorded in the vault, and `get`
+/// asks it when the vault has no entry; the previous config.json is kept as
+/// config.json.bak. git: `devc-encrypted` goes first in the global
+/// credential.helper list, any helpers configured before stay after it.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The docker config directory [default: $DOCKER_CONFIG, else ~/.docker]
+    #[arg(long, value_name = "DIR")]
+    docker_config: Option<PathBuf>,
+}
+
+/// Runs `install`.
+pub fn run(g: &Global, a: Args) -> CliResult {
+    let docker_dir = a
+        .docker_config
+        .unwrap_or_else(devc_vault::paths::docker_config_dir);
+    // The vault lives in the docker config directory unless named explicitly.
+    // (`--vault` also carries `DEVC_VAULT`.)
+    let vault = g
+        .vault
+        .clone()
+        .unwrap_or_else(|| docker_dir.join(devc_vault::paths::VAULT_FILE_NAME));
+    let store = Store::new(vault);
+    let keys = Keys::load(g)?;
+    docker(&docker_dir, &store, &keys)?;
+    let git = devc_helper::git::install::configure_git(&Default::default());
+    println!("git: {}", git.map_err(|e| CliError::Usage(e.to_string()))?);
+    Ok(())
+}
+
+fn docker(dir: &std::path::Path, store: &Store, keys: &Keys) -> CliResult {
+    let done = config::install(dir, store, |s| keys.open(s)).map_err(|e| match e {
+        InstallError::Unlock(e) => e,
+        InstallError::Vault(e) => CliError::Vault(e),
+        other => CliError::Usage(other.to_string()),
+    })?;
+    let path = done.config.display();
+    if done.changed {
+        println!("docker: {path} now uses credsStore \"devc-encrypted\"");
+    } else {
+        println!("docker: {path} already uses credsStore \"devc-encrypted\"");
+    }
+    if !done.registries.is_empty() {
+        println!("docker: credHelpers for {}", done.registries.join(", "));
+    }
+    if let Some(b) = &done.backup {
+        println!("docker: the previous config is saved as {}", b.display());
+    }
+    if let Some(prev) = &done.chained {
+        println!("docker: registries not in the vault are asked of docker-credential-{prev}");
+    }
+    Ok(())
+}

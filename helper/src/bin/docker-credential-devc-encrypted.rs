@@ -1,0 +1,16 @@
+//! `docker-credential-devc-encrypted`: the docker CLI, BuildKit, skopeo and
+//! podman call this with one verb; all logic is in `devc_helper::docker`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use devc_helper::docker::{Helper, raw_stdin};
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let reply = Helper::from_env().run(&args, &mut raw_stdin());
+    match reply.emit() {
+        Ok(()) => ExitCode::from(reply.code),
+        Err(_) => ExitCode::FAILURE,
+    }
+}

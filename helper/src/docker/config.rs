@@ -1,0 +1,371 @@
+//! `devc-vault install`, docker part: point the docker config (`config.json`)
+//! at this helper, and remember the helper it replaces.
+//!
+//! The previous `credsStore` is recorded inside the vault (`chain`), not in
+//! `config.json`: the docker CLI drops keys it does not know whenever it
+//! rewrites that file (at every `docker login`).
+
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use devc_vault::{SealedVault, Store, Vault, atomic};
+use serde_json::{Map, Value};
+
+use super::protocol::HELPER_NAME;
+use super::server;
+
+/// The docker config file's name inside its directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// The backup of the previous `config.json`, beside it.
+pub const BACKUP_FILE: &str = "config.json.bak";
+/// Largest `config.json` read; a bigger one is refused, not parsed.
+pub const MAX_CONFIG_LEN: u64 = 4 * 1024 * 1024;
+
+/// What `install` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The config file.
+    pub config: PathBuf,
+    /// Where the previous file was copied, when it was rewritten.
+    pub backup: Option<PathBuf>,
+    /// Whether `config.json` changed (false on a repeated install).
+    pub changed: bool,
+    /// The `credHelpers` keys set to this helper.
+    pub registries: Vec<String>,
+    /// The previous `credsStore` that `get` chains to, as recorded in the vault.
+    pub chained: Option<String>,
+}
+
+/// Why `install` failed.
+#[derive(Debug)]
+pub enum InstallError<E> {
+    /// No key opened the vault (the caller's unlock error).
+    Unlock(E),
+    /// The vault refused.
+    Vault(devc_vault::Error),
+    /// `config.json` cannot be used.
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never file content).
+        reason: String,
+    },
+}
+
+impl<E> From<devc_vault::Error> for InstallError<E> {
+    fn from(e: devc_vault::Error) -> Self {
+        InstallError::Vault(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for InstallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::Unlock(e) => write!(f, "{e}"),
+            InstallError::Vault(e) => write!(f, "{e}"),
+            InstallError::Config { path, reason } => write!(f, "{}: {reason}", path.display()),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for InstallError<E> {}
+
+/// The `credsStore` a config names, unless it is empty or this helper.
+pub fn previous_creds_store(config: &Map<String, Value>) -> Option<String> {
+    match config.get("credsStore") {
+        Some(Value::String(s)) if !s.is_empty() && s != HELPER_NAME => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `config` with `credsStore` set to this helper and a `credHelpers` entry for
+/// each of `registries`; every other key is kept as it was.
+pub fn point_at_helper(
+    mut config: Map<String, Value>,
+    registries: &[String],
+) -> Result<Map<String, Value>, String> {
+    config.insert("credsStore".into(), Value::String(HELPER_NAME.into()));
+    let helpers = config
+        .entry("credHelpers")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if helpers.is_null() {
+        *helpers = Value::Object(Map::new());
+    }
+    let Value::Object(helpers) = helpers else {
+        return Err(
+            "\"credHelpers\" is not a JSON object; fix or remove it, then run install again".into(),
+        );
+    };
+    for r in registries {
+        helpers.insert(r.clone(), Value::String(HELPER_NAME.into()));
+    }
+    Ok(config)
+}
+
+/// The `credHelpers` keys for every docker entry of a vault, sorted, without duplicates.
+pub fn registries(vault: &Vault) -> Vec<String> {
+    let mut keys: Vec<String> = vault
+        .docker()
+        .iter()
+        .flat_map(|e| server::cred_helper_keys(&e.server_url))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// A `config.json` as read: its bytes (for the backup) and its parsed object.
+type ConfigFile = (Vec<u8>, Map<String, Value>);
+
+fn read_config(path: &Path) -> Result<Option<ConfigFile>, String> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_CONFIG_LEN {
+        return Err(format!(
+            "larger than {MAX_CONFIG_LEN} bytes; refusing to rewrite it"
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Some((bytes, Map::new())));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(Some((bytes, m))),
+        Ok(_) => Err("not a JSON object; fix or move it, then run install again".into()),
+        // Position only: the file may hold plaintext `auths`.
+        Err(e) => Err(format!(
+            "not valid JSON (line {} column {}); fix or move it, then run install again",
+            e.line(),
+            e.column()
+        )),
+    }
+}
+
+fn render(config: &Map<String, Value>) -> Vec<u8> {
+    // Tab-indented, as the docker CLI writes it.
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(config, &mut ser).expect("a JSON map always serializes");
+    out.push(b'\n');
+    out
+}
+
+/// Installs the helper into the docker config in `docker_config_dir`: records
+/// the previous `credsStore` in the vault (for chaining), then rewrites
+/// `config.json` atomically with `credsStore` and `credHelpers` set, keeping a
+/// backup of the previous file. Idempotent: a second run changes nothing.
+pub fn install<E>(
+    docker_config_dir: &Path,
+    store: &Store,
+    unlock: impl Fn(&SealedVault) -> Result<Vault, E>,
+) -> Result<Installed, InstallError<E>> {
+    let path = docker_config_dir.join(CONFIG_FILE);
+    let config_error = |reason: String| InstallError::Config {
+        path: path.clone(),
+        reason,
+    };
+    let old = read_config(&path).map_err(config_error)?;
+    let old_map = old.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
+    let previous = previous_creds_store(&old_map);
+
+    let sealed = store.read()?;
+    let vault = unlock(&sealed).map_err(InstallError::Unlock)?;
+    let registries = registries(&vault);
+    let mut chained = vault.payload().chain.docker_creds_store.clone();
+    drop(vault);
+    if previous.is_some() && previous != chained {
+        store.update(
+            |s| unlock(s).map_err(InstallError::Unlock),
+            |v| {
+                v.payload_mut().chain.docker_creds_store = previous.clone();
+                Ok::<_, InstallError<E>>(())
+            },
+        )?;
+        chained = previous;
+    }
+
+    let new_map = point_at_helper(old_map.clone(), &registries).map_err(config_error)?;
+    let changed = old.is_none() || new_map != old_map;
+    let mut backup = None;
+    if changed {
+        atomic::create_private_dir(docker_config_dir)?;
+        if let Some((bytes, _)) = &old {
+            let b = docker_config_dir.join(BACKUP_FILE);
+            atomic::replace(&b, bytes)?;
+            backup = Some(b);
+        }
+        atomic::replace(&path, &render(&new_map))?;
+    }
+    Ok(Installed {
+        config: path,
+        backup,
+        changed,
+        registries,
+        chained,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devc_vault::{DockerEntry, Key, KeySecret, Secret, SlotKind};
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn previous_store_ignores_ours_and_empty() {
+        assert_eq!(
+            previous_creds_store(&map(json!({"credsStore": "pass"}))).as_deref(),
+            Some("pass")
+        );
+        assert_eq!(
+            previous_creds_store(&map(json!({"credsStore": "devc-encrypted"}))),
+            None
+        );
+        assert_eq!(previous_creds_store(&map(json!({"credsStore": ""}))), None);
+        assert_eq!(previous_creds_store(&map(json!({"credsStore": 3}))), None);
+        assert_eq!(previous_creds_store(&map(json!({}))), None);
+    }
+
+    #[test]
+    fn pointing_keeps_other_keys() {
+        let old =
+            map(json!({"auths": {"x": {}}, "credHelpers": {"gcr.io": "gcloud"}, "psFormat": "t"}));
+        let new = point_at_helper(old, &["h:1".into()]).expect("ok");
+        assert_eq!(
+            Value::Object(new),
+            json!({"auths": {"x": {}}, "credHelpers": {"gcr.io": "gcloud", "h:1": "devc-encrypted"},
+                   "psFormat": "t", "credsStore": "devc-encrypted"})
+        );
+        assert!(point_at_helper(map(json!({"credHelpers": []})), &[]).is_err());
+    }
+
+    struct Fx {
+        dir: tempfile::TempDir,
+        store: Store,
+        key: Key,
+    }
+
+    fn fixture(urls: &[&str]) -> Fx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = KeySecret::generate();
+        let mut v = Vault::create();
+        v.add_secret_slot(SlotKind::KeyFile, &secret).expect("slot");
+        for u in urls {
+            let e = DockerEntry {
+                server_url: (*u).into(),
+                username: "u".into(),
+                secret: Secret::from("s"),
+                created: 0,
+                updated: 0,
+                extra: Map::new(),
+            };
+            v.upsert_docker(e, |_| false).expect("entry");
+        }
+        let store = Store::new(dir.path().join(".credentials.enc"));
+        store.create(&v).expect("create");
+        Fx {
+            dir,
+            store,
+            key: Key::Secret(secret),
+        }
+    }
+
+    #[test]
+    fn install_is_idempotent_and_records_the_previous_store() {
+        let fx = fixture(&["127.0.0.1:5000", "https://index.docker.io/v1/"]);
+        let cfg = fx.dir.path().join("config.json");
+        fs::write(
+            &cfg,
+            r#"{"credsStore":"pass","auths":{"127.0.0.1:5000":{}},"detachKeys":"ctrl-x"}"#,
+        )
+        .expect("write");
+        let unlock = |s: &SealedVault| s.open(&fx.key);
+
+        let first = install(fx.dir.path(), &fx.store, unlock).expect("install");
+        assert!(first.changed);
+        assert_eq!(first.chained.as_deref(), Some("pass"));
+        assert_eq!(
+            first.registries,
+            ["127.0.0.1:5000", "docker.io", "https://index.docker.io/v1/"]
+        );
+        let written: Value = serde_json::from_slice(&fs::read(&cfg).expect("read")).expect("json");
+        assert_eq!(
+            written,
+            json!({"credsStore": "devc-encrypted", "auths": {"127.0.0.1:5000": {}}, "detachKeys": "ctrl-x",
+                   "credHelpers": {"127.0.0.1:5000": "devc-encrypted", "docker.io": "devc-encrypted",
+                                   "https://index.docker.io/v1/": "devc-encrypted"}})
+        );
+        let backup = fs::read_to_string(fx.dir.path().join(BACKUP_FILE)).expect("backup");
+        assert!(backup.contains("\"credsStore\":\"pass\""));
+        let vault = fx.store.read().expect("read").open(&fx.key).expect("open");
+        assert_eq!(
+            vault.payload().chain.docker_creds_store.as_deref(),
+            Some("pass")
+        );
+
+        let bytes = fs::read(&cfg).expect("read");
+        let second = install(fx.dir.path(), &fx.store, unlock).expect("again");
+        assert!(!second.changed);
+        assert_eq!(
+            second.chained.as_deref(),
+            Some("pass"),
+            "the recorded helper survives"
+        );
+        assert_eq!(fs::read(&cfg).expect("read"), bytes);
+    }
+
+    #[test]
+    fn install_without_config_and_refusals() {
+        let fx = fixture(&[]);
+        let unlock = |s: &SealedVault| s.open(&fx.key);
+        let sub = fx.dir.path().join("new");
+        let done = install(&sub, &fx.store, unlock).expect("install");
+        assert!(done.changed && done.backup.is_none() && done.chained.is_none());
+        let written: Value =
+            serde_json::from_slice(&fs::read(sub.join("config.json")).expect("read"))
+                .expect("json");
+        assert_eq!(
+            written,
+            json!({"credsStore": "devc-encrypted", "credHelpers": {}})
+        );
+
+        fs::write(
+            sub.join("config.json"),
+            "{\"auths\": {\"h\": {\"auth\": \"c2VjcmV0\"}",
+        )
+        .expect("write");
+        let e = install(&sub, &fx.store, unlock).expect_err("bad json");
+        assert!(
+            e.to_string().contains("not valid JSON") && !e.to_string().contains("c2VjcmV0"),
+            "{e}"
+        );
+
+        let wrong = Key::Secret(KeySecret::generate());
+        fs::write(sub.join("config.json"), "{}").expect("write");
+        assert!(matches!(
+            install(&sub, &fx.store, |s: &SealedVault| s.open(&wrong)),
+            Err(InstallError::Unlock(_))
+        ));
+        assert_eq!(
+            fs::read_to_string(sub.join("config.json")).expect("read"),
+            "{}",
+            "nothing written on failure"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! The passphrase at the first pull, through a real pseudo-terminal driven
+//! by `expect`: the first `get` prompts on /dev/tty and answers, a detached
+//! cache agent remembers the vault key so the second does not prompt,
+//! `devc-vault lock` makes the third prompt again, and three wrong
+//! passphrases give a clear failure and no credential.
+
+mod keydelivery_support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use devc_keydelivery::client::AgentClient;
+use devc_vault_tests::process::{self, Outcome};
+use devc_vault_tests::tools;
+use keydelivery_support::{EXPECTED, Env, NOT_FOUND, PASSPHRASE, SECRET, SERVER};
+
+/// Only the passphrase can open the vault: no key file, no agent.
+const ONLY_PASSPHRASE: [(&str, &str); 2] = [
+    ("DEVC_VAULT_KEY_FILE", "/nonexistent/devc-vault-key"),
+    ("DEVC_VAULT_AGENT_SOCK", "/nonexistent/agent.sock"),
+];
+
+struct Pty<'a> {
+    env: &'a Env,
+    expect: PathBuf,
+    get_sh: PathBuf,
+}
+
+impl Pty<'_> {
+    /// Runs an expect script body after `spawn get.sh`; returns expect's outcome.
+    fn run(&self, name: &str, body: &str) -> Outcome {
+        let script = format!(
+            "set timeout 60\nlog_user 1\nspawn -noecho {}\n{body}\ncatch {{expect eof}}\nlassign [wait] pid spawnid os_error value\nexit $value\n",
+            self.get_sh.display()
+        );
+        let path = self.env.dir.write(format!("{name}.exp"), script, 0o600);
+        let mut cmd = Command::new(&self.expect);
+        cmd.arg(&path);
+        self.env.isolate(&mut cmd);
+        for (k, v) in ONLY_PASSPHRASE {
+            cmd.env(k, v);
+        }
+        let out = process::run(&mut cmd, None, Duration::from_secs(120)).expect("spawn expect");
+        eprintln!("[timing] {name}: {:?}", out.elapsed);
+        out
+    }
+}
+
+const ANSWER_ONCE: &str = "expect {\n  \"passphrase for vault\" { send -- \"correct horse battery\\r\" }\n  timeout { exit 101 }\n  eof { exit 102 }\n}\nexpect {\n  \"unlocking\" {}\n  timeout { exit 103 }\n}\n";
+
+const NO_PROMPT: &str = "expect {\n  \"passphrase for vault\" { exit 104 }\n  eof {}\n}\n";
+
+const WRONG_THRICE: &str = "for {set i 0} {$i < 3} {incr i} {\n  expect {\n    \"passphrase for vault\" { send -- \"wrong horse\\r\" }\n    timeout { exit 101 }\n    eof { exit 102 }\n  }\n}\nexpect {\n  \"giving up\" {}\n  timeout { exit 103 }\n}\n";
+
+fn setup(label: &str) -> Option<(Env, PathBuf)> {
+    let expect = tools::require_tool(
+        "expect",
+        "drives the passphrase prompt through a pty (apt: expect)",
+    )?;
+    let env = Env::with_passphrase(label)?;
+    env.require_helper()?;
+    Some((env, expect))
+}
+
+fn pty<'a>(env: &'a Env, expect: &Path) -> Pty<'a> {
+    let helper = env.helper.as_ref().expect("helper");
+    // stdin carries the protocol payload; the prompt must use /dev/tty.
+    let get_sh = env.dir.write(
+        "get.sh",
+        format!(
+            "#!/bin/bash\n\
+             # expect leaks its own stdout/stderr pipes (fds above 2) into what it\n\
+             # spawns, and the detached cache agent would inherit them; docker's\n\
+             # CLI passes only fds 0-2. Close those pipes so only the pty remains.\n\
+             for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && [ -p /proc/$$/fd/$fd ] && eval \"exec $fd>&-\"; done\n\
+             printf %s '{SERVER}' | exec '{}' get\n",
+            helper.display()
+        ),
+        0o700,
+    );
+    Pty {
+        env,
+        expect: expect.to_path_buf(),
+        get_sh,
+    }
+}
+
+fn cache_pid(env: &Env) -> Option<u32> {
+    let sock = env.runtime.join("devc-vault/cache.sock");
+    AgentClient::connect(&sock)
+        .and_then(|mut c| c.status())
+        .map(|s| s.pid)
+        .ok()
+}
+
+#[test]
+fn passphrase_prompt_once_then_cache_then_lock() {
+    let Some((env, expect)) = setup("kd-pass") else {
+        return;
+    };
+    let pty = pty(&env, &expect);
+
+    let first = pty.run("first", ANSWER_ONCE);
+    assert_eq!(first.code(), Some(0), "first get\n{}", first.describe());
+    assert!(
+        first.stdout_str().contains(EXPECTED),
+        "{}",
+        first.describe()
+    );
+    assert!(
+        !first.stdout_str().contains(PASSPHRASE),
+        "the passphrase was echoed\n{}",
+        first.describe()
+    );
+
+    // The cache agent: detached (own session), stdio closed, not dumpable.
+    let pid = cache_pid(&env).expect("a cache agent after the first get");
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    assert_eq!(
+        fields.get(3).copied(),
+        Some(pid.to_string().as_str()),
+        "not a session leader: {stat}"
+    );
+    for fd in 0..3 {
+        let target = fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("fd link");
+        assert_eq!(target, Path::new("/dev/null"), "fd {fd}");
+    }
+
+    let second = pty.run("second", NO_PROMPT);
+    assert_eq!(
+        second.code(),
+        Some(0),
+        "second get prompted or failed\n{}",
+        second.describe()
+    );
+    assert!(
+        second.stdout_str().contains(EXPECTED),
+        "{}",
+        second.describe()
+    );
+
+    env.cli_ok(&["lock", "--socket", "/nonexistent/agent.sock"], None);
+    assert!(
+        process::wait_for(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()),
+        "the cache agent kept running after lock"
+    );
+    let third = pty.run("third", ANSWER_ONCE);
+    assert_eq!(
+        third.code(),
+        Some(0),
+        "third get did not prompt again\n{}",
+        third.describe()
+    );
+    assert!(
+        third.stdout_str().contains(EXPECTED),
+        "{}",
+        third.describe()
+    );
+}
+
+#[test]
+fn three_wrong_passphrases_fail_clearly() {
+    let Some((env, expect)) = setup("kd-wrong") else {
+        return;
+    };
+    let out = pty(&env, &expect).run("wrong", WRONG_THRICE);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let text = out.stdout_str();
+    assert!(text.contains(NOT_FOUND), "{}", out.describe());
+    assert!(
+        text.contains("wrong passphrase (3 tries)"),
+        "{}",
+        out.describe()
+    );
+    assert!(!text.contains(SECRET), "{}", out.describe());
+    assert!(
+        cache_pid(&env).is_none(),
+        "a cache agent started after a failed unlock"
+    );
+}
+
+#[test]
+fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
+    let Some(env) = Env::with_passphrase("kd-unlock") else {
+        return;
+    };
+    let Some(helper) = env.require_helper() else {
+        return;
+    };
+    let get = |env: &Env| {
+        let mut cmd = Command::new(helper);
+        cmd.arg("get");
+        env.isolate(&mut cmd);
+        for (k, v) in ONLY_PASSPHRASE {
+            cmd.env(k, v);
+        }
+        // setsid: certainly no controlling terminal, so no prompt is tried.
+        let mut wrapped = Command::new("setsid");
+        wrapped
+            .arg("--wait")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        process::run(
+            &mut wrapped,
+            Some(SERVER.as_bytes()),
+            Duration::from_secs(60),
+        )
+        .expect("spawn")
+    };
+    let out = get(&env);
+    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("no terminal"),
+        "{}",
+        out.describe()
+    );
+
+    let mut unlock = env.cli_cmd(&[
+        "unlock",
+        "--socket",
+        "/nonexistent/agent.sock",
+        "--passphrase-fd",
+        "0",
+    ]);
+    for (k, v) in ONLY_PASSPHRASE {
+        unlock.env(k, v);
+    }
+    let out = process::run_ok(
+        &mut unlock,
+        Some(PASSPHRASE.as_bytes()),
+        Duration::from_secs(60),
+        "devc-vault unlock",
+    );
+    assert!(
+        out.stdout_str().contains("cached for 15m idle, 4h at most"),
+        "{}",
+        out.describe()
+    );
+    let out = get(&env);
+    out.assert_success("get after unlock, no terminal");
+    assert_eq!(out.stdout_str().trim_end(), EXPECTED);
+}
+
+/// A cache socket served by another user (a squatted `/tmp/devc-vault-<uid>`)
+/// never receives a vault key: the client checks the peer's uid first.
+#[test]
+fn vault_key_never_goes_to_another_users_cache() {
+    let Some(env) = Env::with_passphrase("kd-squat") else {
+        return;
+    };
+    let Some(setpriv) = tools::require_tool("setpriv", "runs the squatter as another uid") else {
+        return;
+    };
+    if !tools::require_root("switching to uid 65534 needs root") {
+        return;
+    }
+    let dir = env.runtime.join("devc-vault");
+    fs::create_dir(&dir).expect("mkdir");
+    devc_vault_tests::scratch::set_mode(&dir, 0o700);
+    devc_vault_tests::scratch::set_owner(&dir, 65534, 65534);
+    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o711);
+    devc_vault_tests::scratch::set_mode(&env.runtime, 0o711);
+    let sock = dir.join("cache.sock");
+    let mut cmd = Command::new(&setpriv);
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&env.cli)
+        .args(["agent", "--cache", "--socket", &sock.display().to_string()])
+        // A squatter would take anyone's key: let it accept us.
+        .args(["--allow-uid", "0"]);
+    env.isolate(&mut cmd);
+    let _squatter = keydelivery_support::Agent::spawn(cmd, &sock, &env.dir.join("squat.log"));
+
+    let mut unlock = env.cli_cmd(&[
+        "unlock",
+        "--socket",
+        "/nonexistent/agent.sock",
+        "--passphrase-fd",
+        "0",
+    ]);
+    for (k, v) in ONLY_PASSPHRASE {
+        unlock.env(k, v);
+    }
+    let out = process::run(
+        &mut unlock,
+        Some(PASSPHRASE.as_bytes()),
+        Duration::from_secs(60),
+    )
+    .expect("spawn unlock");
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("run by uid 65534, not by you"),
+        "{}",
+        out.describe()
+    );
+    let st = AgentClient::connect(&sock)
+        .and_then(|mut c| c.status())
+        .expect("squatter status");
+    assert!(st.keys.is_empty(), "the squatter got a key: {st:?}");
+    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o700);
+}
