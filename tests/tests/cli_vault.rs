@@ -171,10 +171,33 @@ fn devc_vault_hex(b: &[u8]) -> String {
 }
 
 #[test]
-fn remove_deletes_and_reports_missing() {
+fn add_replaces_and_remove_deletes_every_spelling() {
     let e = Env::new();
+    // A second add for the same registry replaces the first.
     e.ok(
-        &["remove", "docker", "--server", "ghcr.io", &e.key_arg()],
+        &[
+            "add",
+            "docker",
+            "--server",
+            "ghcr.io",
+            "--username",
+            "other",
+            &e.key_arg(),
+        ],
+        Some("t2"),
+    );
+    let listed = e.ok(&["list", &e.key_arg()], None).stdout_str();
+    assert_eq!(listed.matches("ghcr.io").count(), 1, "{listed}");
+    assert!(listed.contains("other"), "{listed}");
+    // Removal matches like `docker logout`: scheme and path do not matter.
+    e.ok(
+        &[
+            "remove",
+            "docker",
+            "--server",
+            "https://ghcr.io/v2/",
+            &e.key_arg(),
+        ],
         None,
     );
     assert!(

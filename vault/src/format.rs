@@ -87,8 +87,10 @@ pub struct SealedVault {
     salt: [u8; 32],
     commit: [u8; KEY_LEN],
     mac: [u8; KEY_LEN],
-    header: Vec<u8>,
-    payload: Vec<u8>,
+    /// The whole file; the header is `..header_end`, the payload `payload_start..`.
+    bytes: Vec<u8>,
+    header_end: usize,
+    payload_start: usize,
 }
 
 /// Parses a decimal with no sign and no leading zeros (one spelling per number).
@@ -151,6 +153,17 @@ impl<'a> Lines<'a> {
 
 /// Parses a whole vault file strictly. No key is needed or used.
 pub fn parse(bytes: &[u8]) -> Result<SealedVault> {
+    parse_owned(bytes.to_vec())
+}
+
+/// [`parse`], keeping the buffer instead of copying it (a large vault's
+/// payload is most of its bytes).
+pub fn parse_owned(bytes: Vec<u8>) -> Result<SealedVault> {
+    let fields = parse_fields(&bytes)?;
+    Ok(SealedVault { bytes, ..fields })
+}
+
+fn parse_fields(bytes: &[u8]) -> Result<SealedVault> {
     if bytes.len() as u64 > MAX_FILE_LEN {
         return Err(Error::Oversized {
             what: "vault file",
@@ -240,8 +253,9 @@ pub fn parse(bytes: &[u8]) -> Result<SealedVault> {
         salt,
         commit,
         mac,
-        header: bytes[..header_end].to_vec(),
-        payload: bytes[lines.pos..].to_vec(),
+        bytes: Vec::new(),
+        header_end,
+        payload_start: lines.pos,
     })
 }
 
@@ -290,13 +304,14 @@ impl SealedVault {
         if !primitives::ct_eq(&keys.commit, &self.commit) {
             return Err(Error::CommitmentMismatch);
         }
-        if !primitives::hmac_verify(&keys.mac, &self.header, &self.mac) {
+        let header = &self.bytes[..self.header_end];
+        if !primitives::hmac_verify(&keys.mac, header, &self.mac) {
             return Err(Error::HeaderTampered);
         }
-        let (nonce, ct) = self.payload.split_at(NONCE_LEN);
+        let (nonce, ct) = self.bytes[self.payload_start..].split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("payload length checked at parse");
-        let plain = primitives::open(&keys.payload, &nonce, ct, &self.header)
-            .ok_or(Error::PayloadTampered)?;
+        let plain =
+            primitives::open(&keys.payload, &nonce, ct, header).ok_or(Error::PayloadTampered)?;
         let payload = Payload::from_json(&plain)?;
         Ok(crate::Vault::from_parts(
             self.id,

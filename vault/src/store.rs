@@ -71,7 +71,7 @@ impl Store {
         file.take(MAX_FILE_LEN + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("read vault", &self.path, e))?;
-        format::parse(&bytes)
+        format::parse_owned(bytes)
     }
 
     /// Writes a new vault; refuses to replace an existing file.

@@ -56,7 +56,11 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             };
             store.update(
                 |s| unlock::open(s, g),
-                |v| Ok(v.upsert_docker(entry, |e| e.server_url == server)?),
+                |v| {
+                    Ok(v.upsert_docker(entry, |e| {
+                        devc_helper::docker::server::same_entry(&server, &e.server_url)
+                    })?)
+                },
             )?;
             println!("stored docker credential for {server}");
         }

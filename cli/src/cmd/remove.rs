@@ -9,9 +9,9 @@ use crate::unlock;
 /// Remove credentials.
 #[derive(clap::Subcommand, Debug)]
 pub enum Args {
-    /// The registry credential for a server
+    /// The registry credential for a server (every spelling of it, as `docker logout` erases)
     Docker {
-        /// Registry address, as stored
+        /// Registry address, e.g. ghcr.io or https://index.docker.io/v1/
         #[arg(long)]
         server: String,
     },
@@ -40,7 +40,14 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             let what = format!("docker credential for {server}");
             let n = store.update(
                 |s| unlock::open(s, g),
-                |v| nonzero(v.remove_docker(|e| e.server_url == server), &what),
+                |v| {
+                    nonzero(
+                        v.remove_docker(|e| {
+                            devc_helper::docker::server::matches(&server, &e.server_url).is_some()
+                        }),
+                        &what,
+                    )
+                },
             )?;
             (what, n)
         }
