@@ -3,3 +3,5 @@
 
 pub mod docker;
 pub mod git;
+#[cfg(test)]
+mod random_input;

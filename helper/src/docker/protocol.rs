@@ -452,22 +452,8 @@ mod tests {
             b"\xc3\xa9",
             b"<token>",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let len = (next() % 12) as usize;
-            let input: Vec<u8> = (0..len)
-                .flat_map(|_| {
-                    PIECES[(next() % PIECES.len() as u64) as usize]
-                        .iter()
-                        .copied()
-                })
-                .collect();
+        for pieces in crate::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 12, PIECES) {
+            let input = pieces.concat();
             let _ = parse_server_url(&input);
             if let Ok(c) = parse_credentials(&input) {
                 let out = encode_credentials(&c);

@@ -335,18 +335,8 @@ mod tests {
             "-",
             "%",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let len = (next() % 8) as usize;
-            let s: String = (0..len)
-                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-                .collect();
+        for chars in crate::random_input::inputs(0x2545_f491_4f6c_dd1d, 20_000, 8, ALPHABET) {
+            let s: String = chars.concat();
             let parsed = Address::parse(&s);
             if let Some(a) = &parsed {
                 let _ = (a.registry(), a.is_docker_hub());

@@ -429,22 +429,8 @@ mod tests {
             b"9",
             b"\r\n",
         ];
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for _ in 0..20_000 {
-            let len = (next() % 40) as usize;
-            let input: Vec<u8> = (0..len)
-                .flat_map(|_| {
-                    PIECES[(next() % PIECES.len() as u64) as usize]
-                        .iter()
-                        .copied()
-                })
-                .collect();
+        for pieces in crate::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 40, &PIECES) {
+            let input = pieces.concat();
             if let Ok(req) = parse_request(&input) {
                 let resp = Response {
                     username: req.username.unwrap_or_default(),
