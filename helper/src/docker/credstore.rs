@@ -139,6 +139,7 @@ impl Helper {
         };
         match verb {
             Verb::Version => Reply::ok(Zeroizing::new(protocol::version_line().into_bytes())),
+            Verb::Help => Reply::ok(Zeroizing::new(protocol::help().into_bytes())),
             // `list` never reads stdin: docker-py passes none, and the CLI passes junk.
             Verb::List => self.list(),
             Verb::Get => match protocol::read_input(stdin) {
@@ -459,6 +460,11 @@ mod tests {
         assert_eq!(call(h, "erase", "\n"), e("no credentials server URL"));
         assert_eq!(call(h, "get", "nothing.example"), (NF.into(), None, 1));
         assert_eq!(call(h, "nope", ""), e("Unknown credential action `nope`"));
+        let (help, _, code) = call(h, "--help", "");
+        assert!(
+            code == 0 && help.starts_with("Usage: docker-credential-devc-encrypted"),
+            "{help}"
+        );
         let r = h.run(&[], &mut &b""[..]);
         assert_eq!(
             (&r.stdout[..], r.code),

@@ -40,6 +40,8 @@ pub enum Verb {
     List,
     /// Prints the helper's version.
     Version,
+    /// Prints what the helper is and how to use it (`--help`, `-h`).
+    Help,
 }
 
 impl Verb {
@@ -50,7 +52,9 @@ impl Verb {
             "get" => Some(Verb::Get),
             "erase" => Some(Verb::Erase),
             "list" => Some(Verb::List),
-            "version" => Some(Verb::Version),
+            // The flag spellings are for people; clients only use the verbs.
+            "version" | "--version" | "-v" => Some(Verb::Version),
+            "--help" | "-h" => Some(Verb::Help),
             _ => None,
         }
     }
@@ -59,6 +63,23 @@ impl Verb {
 /// The usage line printed (on stdout, exit 1) unless exactly one argument is given.
 pub fn usage() -> String {
     format!("Usage: {BIN_NAME} <store|get|erase|list|version>")
+}
+
+/// The `--help` text (stdout, exit 0).
+pub fn help() -> String {
+    format!(
+        "{}\n\nA Docker credential helper backed by an encrypted devc-vault vault.\n\
+         Clients call it with one verb and the request on stdin:\n\
+         \x20 get      server URL in, {{\"ServerURL\",\"Username\",\"Secret\"}} out\n\
+         \x20 store    {{\"ServerURL\",\"Username\",\"Secret\"}} in\n\
+         \x20 erase    server URL in\n\
+         \x20 list     {{server URL: username}} out\n\
+         \x20 version  the helper's version\n\n\
+         Configure it with `devc-vault install` (credsStore \"devc-encrypted\" and credHelpers).\n\
+         Vault: $DEVC_VAULT, else $DOCKER_CONFIG/.credentials.enc. Key: $DEVC_VAULT_KEY_FILE\n\
+         (default /run/secrets/devc-vault-key), the agent, or a passphrase; see DEVC_VAULT_KEY_ORDER.\n",
+        usage()
+    )
 }
 
 /// The reply to an unknown verb (on stdout, exit 1).
