@@ -211,7 +211,8 @@ pub fn check_field(name: &str, value: &str) -> Result<()> {
             cap: MAX_SECRET_LEN as u64,
         });
     }
-    if value.contains(['\0', '\r', '\n']) {
+    // Bytes, not chars: this runs on every field of every entry at open.
+    if value.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
         return Err(Error::InvalidEntry {
             reason: format!("{name} contains a NUL, CR or LF character"),
         });
