@@ -57,6 +57,8 @@ enum Command {
     List(cmd::list::Args),
     Rotate(cmd::rotate::Args),
     #[command(subcommand)]
+    Seal(cmd::seal::Args),
+    #[command(subcommand)]
     Slot(cmd::slot::Args),
     Demo(cmd::demo::Args),
     Install(cmd::install::Args),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Remove(a) => cmd::remove::run(g, a),
         Command::List(a) => cmd::list::run(g, a),
         Command::Rotate(a) => cmd::rotate::run(g, a),
+        Command::Seal(a) => cmd::seal::run(g, a),
         Command::Slot(a) => cmd::slot::run(g, a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Install(a) => cmd::install::run(g, a),

@@ -9,6 +9,7 @@ pub mod list;
 pub mod lock;
 pub mod remove;
 pub mod rotate;
+pub mod seal;
 pub mod slot;
 pub mod status;
 pub mod unlock;

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod config;
 pub mod credstore;
 pub mod protocol;
+pub mod seal;
 pub mod server;
 
 pub use credstore::{Helper, Reply, raw_stdin};

@@ -19,3 +19,4 @@ pub mod install;
 pub mod matching;
 pub mod ops;
 pub mod protocol;
+pub mod seal;

@@ -1,0 +1,132 @@
+//! `devc-vault seal docker|git`: on the host, copy credentials the host
+//! already has (docker's config and helpers, git's helpers) into the vault.
+
+use std::path::PathBuf;
+
+use devc_helper::docker::seal::{self as docker_seal, Selection};
+use devc_helper::docker::server;
+use devc_helper::git::seal::{self as git_seal, Query};
+use devc_vault::Store;
+
+use crate::Global;
+use crate::error::{CliError, CliResult};
+use crate::unlock;
+
+/// Copy credentials the host already resolves into the vault (run on the host).
+#[derive(clap::Subcommand, Debug)]
+pub enum Args {
+    /// Registry credentials from the host's docker config: plain `auths`,
+    /// identity tokens, and whatever its credsStore / credHelpers answer
+    Docker {
+        /// The host's docker config directory [default: $DOCKER_CONFIG, else ~/.docker]
+        #[arg(long, value_name = "DIR")]
+        docker_config: Option<PathBuf>,
+        /// A registry to seal (repeatable); all of them must resolve, or nothing is written
+        #[arg(
+            long = "registry",
+            value_name = "HOST",
+            required_unless_present = "all"
+        )]
+        registries: Vec<String>,
+        /// Every registry the config names; those that give nothing are reported and skipped
+        #[arg(long, conflicts_with = "registries")]
+        all: bool,
+    },
+    /// A git credential, as the host's own `git credential fill` answers it
+    /// (its configured helpers; prompts are disabled)
+    Git {
+        /// Protocol, e.g. https
+        #[arg(long)]
+        protocol: String,
+        /// Host, with :port if not the default
+        #[arg(long)]
+        host: String,
+        /// Repository path (for credential.useHttpPath setups)
+        #[arg(long)]
+        path: Option<String>,
+        /// User name, when the host has several for this host
+        #[arg(long)]
+        username: Option<String>,
+    },
+}
+
+/// Runs `seal`.
+pub fn run(g: &Global, a: Args) -> CliResult {
+    let store = Store::new(g.vault_path());
+    store.read()?;
+    match a {
+        Args::Docker {
+            docker_config,
+            registries,
+            all,
+        } => {
+            let dir = docker_config.unwrap_or_else(devc_vault::paths::docker_config_dir);
+            let selection = if all {
+                Selection::All
+            } else {
+                Selection::Only(registries)
+            };
+            let found = docker_seal::resolve(&dir, &selection)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
+                return Err(CliError::Usage(format!(
+                    "nothing sealed: {}",
+                    found.missed.join("; ")
+                )));
+            }
+            let entries = found.entries;
+            let names: Vec<String> = entries
+                .iter()
+                .map(|e| format!("{} ({})", e.server_url, e.username))
+                .collect();
+            store.update(
+                |s| unlock::open(s, g),
+                |v| {
+                    for e in entries {
+                        let url = e.server_url.clone();
+                        v.upsert_docker(e, |x| server::same_entry(&url, &x.server_url))?;
+                    }
+                    Ok::<_, CliError>(())
+                },
+            )?;
+            for n in names {
+                println!("sealed docker credential for {n}");
+            }
+            for m in found.missed {
+                eprintln!("devc-vault: skipped {m}");
+            }
+        }
+        Args::Git {
+            protocol,
+            host,
+            path,
+            username,
+        } => {
+            let q = Query {
+                protocol,
+                host,
+                path,
+                username,
+            };
+            let entry = git_seal::fill("git", &q).map_err(CliError::Usage)?;
+            let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
+            store.update(
+                |s| unlock::open(s, g),
+                |v| {
+                    let (p, h, pa, u) = (
+                        entry.protocol.clone(),
+                        entry.host.clone(),
+                        entry.path.clone(),
+                        entry.username.clone(),
+                    );
+                    v.upsert_git(entry, |e| {
+                        e.protocol == p && e.host == h && e.path == pa && e.username == u
+                    })?;
+                    Ok::<_, CliError>(())
+                },
+            )?;
+            println!("sealed git credential for {shown}");
+        }
+    }
+    Ok(())
+}
