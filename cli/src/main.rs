@@ -61,6 +61,7 @@ enum Command {
     #[command(subcommand)]
     Slot(cmd::slot::Args),
     Demo(cmd::demo::Args),
+    Doctor(cmd::doctor::Args),
     Install(cmd::install::Args),
     Agent(cmd::agent::Args),
     Unlock(cmd::unlock::Args),
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         Command::Seal(a) => cmd::seal::run(g, a),
         Command::Slot(a) => cmd::slot::run(g, a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Doctor(a) => cmd::doctor::run(g, a),
         Command::Install(a) => cmd::install::run(g, a),
         Command::Agent(a) => cmd::agent::run(g, a),
         Command::Unlock(a) => cmd::unlock::run(g, a),

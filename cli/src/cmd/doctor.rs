@@ -1,0 +1,262 @@
+//! `devc-vault doctor`: check a setup end to end and say what to fix.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use devc_helper::docker::config::registries;
+use devc_keydelivery::{Config, PromptPolicy, UnlockError, unlock_with_source};
+use devc_vault::{Store, Vault};
+use serde_json::Value;
+
+use crate::Global;
+use crate::error::{CliError, CliResult};
+
+/// Check the vault file, the key sources, docker's and git's configuration,
+/// and the helpers on PATH; print what to fix. Never prompts, never prints a
+/// secret; exits 1 when something is broken.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The docker config directory [default: $DOCKER_CONFIG, else ~/.docker]
+    #[arg(long, value_name = "DIR")]
+    docker_config: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str, detail: impl AsRef<str>) {
+        println!("ok       {what}: {}", detail.as_ref());
+    }
+    fn warn(&mut self, what: &str, detail: impl AsRef<str>) {
+        println!("warning  {what}: {}", detail.as_ref());
+    }
+    fn problem(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.problems += 1;
+        println!("PROBLEM  {what}: {}", detail.as_ref());
+    }
+}
+
+fn mode(p: &Path) -> Option<u32> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Runs `doctor`.
+pub fn run(g: &Global, a: Args) -> CliResult {
+    let mut r = Report::default();
+    let vault = check_vault(g, &mut r);
+    let docker_dir = a
+        .docker_config
+        .unwrap_or_else(devc_vault::paths::docker_config_dir);
+    check_docker(&docker_dir, vault.as_ref(), &mut r);
+    check_git(&mut r);
+    for (bin, needed_by) in [
+        (
+            "docker-credential-devc-encrypted",
+            "docker, skopeo and podman",
+        ),
+        ("git-credential-devc-encrypted", "git"),
+    ] {
+        match on_path(bin) {
+            Some(p) => r.ok("helper", p.display().to_string()),
+            None => r.problem(
+                "helper",
+                format!("{bin} is not on PATH, so {needed_by} cannot use the vault; install it"),
+            ),
+        }
+    }
+    if r.problems > 0 {
+        return Err(CliError::Usage(format!(
+            "{} problem(s) found; see the PROBLEM lines above",
+            r.problems
+        )));
+    }
+    println!("all checks passed");
+    Ok(())
+}
+
+fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
+    let path = g.vault_path();
+    let sealed = match Store::new(&path).read() {
+        Ok(s) => s,
+        Err(e) => {
+            r.problem("vault", e.to_string());
+            return None;
+        }
+    };
+    let kinds: Vec<&str> = sealed.slots.iter().map(|s| s.kind.name()).collect();
+    r.ok(
+        "vault",
+        format!(
+            "{} (id {}, slots: {})",
+            path.display(),
+            sealed.id,
+            kinds.join(", ")
+        ),
+    );
+    if mode(&path).is_some_and(|m| m & 0o077 != 0) {
+        r.warn(
+            "vault",
+            format!("group or others can read it: chmod 600 {}", path.display()),
+        );
+    }
+    let dir = devc_vault::atomic::parent_dir(&path);
+    if mode(&dir).is_some_and(|m| m & 0o077 != 0) {
+        r.warn(
+            "vault",
+            format!(
+                "its directory is open to group or others: chmod 700 {}",
+                dir.display()
+            ),
+        );
+    }
+
+    let mut cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            r.problem("keys", e);
+            return None;
+        }
+    };
+    if let Some(k) = &g.key_file {
+        cfg.key_file = k.clone();
+    }
+    cfg.prompt = PromptPolicy::Never;
+    match unlock_with_source(&sealed, &cfg) {
+        Ok((v, source)) => {
+            r.ok(
+                "keys",
+                format!(
+                    "the {source} source opens it ({} docker, {} git credentials)",
+                    v.docker().len(),
+                    v.git().len()
+                ),
+            );
+            Some(v)
+        }
+        Err(UnlockError::NoKey(attempts)) => {
+            let has_passphrase = sealed
+                .slots
+                .iter()
+                .any(|s| matches!(s.kind, devc_vault::SlotKind::Passphrase(_)));
+            let e = UnlockError::NoKey(attempts);
+            if has_passphrase {
+                r.warn("keys", format!("{e}; the first pull will ask for the passphrase (or run `devc-vault unlock` now)"));
+            } else {
+                r.problem(
+                    "keys",
+                    format!(
+                        "{e}; mount the key file at {} or point DEVC_VAULT_AGENT_SOCK at an agent",
+                        cfg.key_file.display()
+                    ),
+                );
+            }
+            None
+        }
+        Err(e) => {
+            r.problem("keys", e.to_string());
+            None
+        }
+    }
+}
+
+fn check_docker(dir: &Path, vault: Option<&Vault>, r: &mut Report) {
+    let path = dir.join("config.json");
+    let config: serde_json::Map<String, Value> = match std::fs::read(&path) {
+        Err(_) => {
+            r.problem(
+                "docker",
+                format!("no {}: run `devc-vault install`", path.display()),
+            );
+            return;
+        }
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(c) => c,
+            Err(_) => {
+                r.problem(
+                    "docker",
+                    format!(
+                        "{} is not a JSON object; fix it, then run `devc-vault install`",
+                        path.display()
+                    ),
+                );
+                return;
+            }
+        },
+    };
+    match config.get("credsStore").and_then(Value::as_str) {
+        Some("devc-encrypted") => r.ok(
+            "docker",
+            format!("{} uses credsStore \"devc-encrypted\"", path.display()),
+        ),
+        other => r.problem(
+            "docker",
+            format!("credsStore is {other:?}, not \"devc-encrypted\": run `devc-vault install`"),
+        ),
+    }
+    let Some(vault) = vault else { return };
+    let helpers = config.get("credHelpers").and_then(Value::as_object);
+    let missing: Vec<String> = registries(vault)
+        .into_iter()
+        .filter(|reg| {
+            helpers.and_then(|h| h.get(reg)).and_then(Value::as_str) != Some("devc-encrypted")
+        })
+        .collect();
+    if missing.is_empty() {
+        r.ok(
+            "docker",
+            "credHelpers name devc-encrypted for every registry in the vault",
+        );
+    } else {
+        r.warn(
+            "docker",
+            format!(
+                "skopeo and podman read only credHelpers, which lack {}: run `devc-vault install`",
+                missing.join(", ")
+            ),
+        );
+    }
+}
+
+fn check_git(r: &mut Report) {
+    let out = Command::new("git")
+        .args(["config", "--get-all", "credential.helper"])
+        .output();
+    let Ok(out) = out else {
+        r.ok("git", "git is not installed; nothing to check");
+        return;
+    };
+    let values: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let list = devc_helper::git::install::effective(&values);
+    match list.first().map(String::as_str) {
+        Some("devc-encrypted") => r.ok(
+            "git",
+            format!(
+                "credential.helper asks devc-encrypted first ({})",
+                list.join(", ")
+            ),
+        ),
+        _ => r.warn(
+            "git",
+            format!(
+                "credential.helper is [{}], not devc-encrypted first: run `devc-vault install`",
+                list.join(", ")
+            ),
+        ),
+    }
+}
