@@ -2,6 +2,8 @@
 
 use devc_vault::{DockerEntry, GitEntry, Store};
 
+use devc_helper::git::matching::same_slot;
+
 use crate::Global;
 use crate::error::CliResult;
 use crate::{input, unlock};
@@ -84,16 +86,11 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                 updated: 0,
                 extra: Default::default(),
             };
+            // Compared by the git helper's own rule, so `add git` and `store` agree.
+            let key = entry.clone();
             store.update(
                 |s| unlock::open(s, g),
-                |v| {
-                    Ok(v.upsert_git(entry, |e| {
-                        e.protocol == protocol
-                            && e.host == host
-                            && e.path == path
-                            && e.username == username
-                    })?)
-                },
+                |v| Ok(v.upsert_git(entry, |e| same_slot(e, &key))?),
             )?;
             println!("stored git credential for {protocol}://{username}@{host}");
         }

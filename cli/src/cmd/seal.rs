@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use devc_helper::docker::seal::{self as docker_seal, Selection};
 use devc_helper::docker::server;
+use devc_helper::git::matching::same_slot;
 use devc_helper::git::seal::{self as git_seal, Query};
 use devc_vault::Store;
 
@@ -113,15 +114,8 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             store.update(
                 |s| unlock::open(s, g),
                 |v| {
-                    let (p, h, pa, u) = (
-                        entry.protocol.clone(),
-                        entry.host.clone(),
-                        entry.path.clone(),
-                        entry.username.clone(),
-                    );
-                    v.upsert_git(entry, |e| {
-                        e.protocol == p && e.host == h && e.path == pa && e.username == u
-                    })?;
+                    let key = entry.clone();
+                    v.upsert_git(entry, |e| same_slot(e, &key))?;
                     Ok::<_, CliError>(())
                 },
             )?;
