@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use devc_keydelivery::UnlockError;
+use devc_keydelivery::{ConfigError, UnlockError};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -39,8 +39,17 @@ impl From<UnlockError> for CliError {
     fn from(e: UnlockError) -> Self {
         match e {
             UnlockError::Vault(v) => CliError::Vault(v),
+            UnlockError::NoVault(path) => {
+                CliError::Vault(devc_vault::Error::VaultNotFound { path })
+            }
             other => CliError::Unlock(other),
         }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::Unlock(UnlockError::Config(e))
     }
 }
 

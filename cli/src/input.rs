@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 
-use devc_vault::entry::MAX_SECRET_LEN;
+use devc_vault::MAX_SECRET_LEN;
 use devc_vault::{Passphrase, Secret};
 use zeroize::Zeroizing;
 

@@ -30,7 +30,7 @@ impl Global {
     pub fn vault_path(&self) -> PathBuf {
         self.vault
             .clone()
-            .unwrap_or_else(devc_vault::paths::vault_path)
+            .unwrap_or_else(devc_keydelivery::environment::vault_path)
     }
 }
 
@@ -67,6 +67,12 @@ enum Command {
     Unlock(cmd::unlock::Args),
     Lock(cmd::lock::Args),
     Status(cmd::status::Args),
+    /// Runs a passphrase cache (started by the helpers; see `devc_keydelivery::cache::Launch`)
+    #[command(name = devc_keydelivery::cache::Launch::SUBCOMMAND, hide = true)]
+    Cache {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
         Command::Unlock(a) => cmd::unlock::run(g, a),
         Command::Lock(a) => cmd::lock::run(g, a),
         Command::Status(a) => cmd::status::run(g, a),
+        Command::Cache { args } => cmd::agent::run_cache(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

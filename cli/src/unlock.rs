@@ -7,7 +7,7 @@ use devc_keydelivery::Config;
 use devc_vault::{Key, KeySecret, Passphrase, SealedVault, Vault, keyfile};
 
 use crate::Global;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::input;
 
 /// The keys named on the command line, each read exactly once.
@@ -49,7 +49,7 @@ impl Keys {
                 other => other.into(),
             });
         }
-        let cfg = Config::from_env().map_err(CliError::Usage)?;
+        let cfg = Config::load().map_err(devc_keydelivery::UnlockError::from)?;
         Ok(devc_keydelivery::unlock(sealed, &cfg)?)
     }
 }
@@ -60,7 +60,7 @@ pub fn open(sealed: &SealedVault, g: &Global) -> CliResult<Vault> {
 }
 
 fn rotate_hint(path: &std::path::Path) -> String {
-    let next = devc_vault::store::pending_key_path(path);
+    let next = devc_vault::pending_key_path(path);
     if next.exists() {
         format!(
             "an interrupted rotate left {}: move it over {}",

@@ -1,7 +1,13 @@
 //! The passphrase cache: after a passphrase opens a vault, a detached agent
-//! (the same agent code, `devc-vault agent --cache`) holds the vault's master
-//! key for an idle TTL and a max lifetime, so the next call does not prompt.
+//! (the same agent code) holds the vault's master key for an idle TTL and a
+//! max lifetime, so the next call does not prompt.
+//!
+//! [`Launch`] is the one definition of how a cache is started: `remember`
+//! spawns `devc-vault` with [`Launch::args`], and the CLI hands those
+//! arguments back to [`Launch::parse`] and [`Launch::run`].
 
+use std::convert::Infallible;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,11 +15,93 @@ use std::time::{Duration, Instant};
 
 use devc_vault::{MasterKey, SealedVault, VaultId};
 
+use crate::agent::state::Policy;
+use crate::agent::{self, AgentOptions, AgentStartError};
 use crate::client::{AgentClient, AgentError};
-use crate::config::Config;
+use crate::environment::{Config, parse_duration};
 
 /// The CLI that runs agents.
 pub const CLI_NAME: &str = "devc-vault";
+
+/// How a passphrase cache is started: its socket and lifetimes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// Where it listens.
+    pub socket: PathBuf,
+    /// Forget a key unused this long.
+    pub idle_ttl: Duration,
+    /// Forget a key this long after it was handed over.
+    pub max_ttl: Duration,
+}
+
+impl Launch {
+    /// The hidden `devc-vault` subcommand that starts a cache.
+    pub const SUBCOMMAND: &'static str = "__cache";
+
+    /// The cache a configuration asks for.
+    pub fn from_config(cfg: &Config) -> Launch {
+        Launch {
+            socket: cfg.cache_socket.clone(),
+            idle_ttl: cfg.cache_idle_ttl,
+            max_ttl: cfg.cache_max_ttl,
+        }
+    }
+
+    /// `devc-vault`'s arguments: `__cache --socket S --idle-ttl Ns --max-ttl Ns`.
+    pub fn args(&self) -> Vec<OsString> {
+        vec![
+            Launch::SUBCOMMAND.into(),
+            "--socket".into(),
+            self.socket.clone().into_os_string(),
+            "--idle-ttl".into(),
+            format!("{}s", self.idle_ttl.as_secs()).into(),
+            "--max-ttl".into(),
+            format!("{}s", self.max_ttl.as_secs()).into(),
+        ]
+    }
+
+    /// Parses what follows [`Launch::SUBCOMMAND`] in [`Launch::args`].
+    pub fn parse(args: &[OsString]) -> Result<Launch, String> {
+        let duration = |v: &OsStr| {
+            v.to_str()
+                .and_then(parse_duration)
+                .ok_or_else(|| format!("{v:?} is not a duration"))
+        };
+        match args {
+            [s, socket, i, idle, m, max]
+                if s == "--socket" && i == "--idle-ttl" && m == "--max-ttl" =>
+            {
+                Ok(Launch {
+                    socket: PathBuf::from(socket),
+                    idle_ttl: duration(idle)?,
+                    max_ttl: duration(max)?,
+                })
+            }
+            _ => Err(format!(
+                "usage: {CLI_NAME} {} --socket PATH --idle-ttl DURATION --max-ttl DURATION",
+                Launch::SUBCOMMAND
+            )),
+        }
+    }
+
+    /// Runs the cache in this process (detached from the terminal's session)
+    /// until it holds nothing; returns only on a start-up error.
+    pub fn run(self) -> Result<Infallible, AgentStartError> {
+        agent::run(AgentOptions {
+            socket: self.socket,
+            key_files: Vec::new(),
+            masters: Vec::new(),
+            policy: Policy {
+                idle_ttl: Some(self.idle_ttl),
+                max_ttl: Some(self.max_ttl),
+                cache: true,
+                ..Policy::default()
+            },
+            detach: true,
+            log: false,
+        })
+    }
+}
 /// How long to wait for a freshly started cache agent to listen.
 const START_WAIT: Duration = Duration::from_secs(5);
 
@@ -72,7 +160,7 @@ pub fn lookup(socket: &Path, sealed: &SealedVault) -> Result<MasterKey, AgentErr
 /// `/tmp` another user could have squatted the directory and listen there.
 fn hand_over(mut c: AgentClient, vault: &VaultId, vmk: &MasterKey) -> Result<(), CacheError> {
     let uid = c.peer_uid().map_err(CacheError::Agent)?;
-    if uid != crate::config::uid() {
+    if uid != crate::environment::uid() {
         return Err(CacheError::ForeignOwner {
             path: c.path().to_path_buf(),
             uid,
@@ -91,14 +179,7 @@ pub fn remember(cfg: &Config, vault: &VaultId, vmk: &MasterKey) -> Result<(), Ca
     // output (the docker CLI) is not left waiting on a pipe it holds; it
     // calls setsid itself (`--detach`) to leave the terminal's session.
     Command::new(exe)
-        .arg("agent")
-        .arg("--cache")
-        .arg("--socket")
-        .arg(&cfg.cache_socket)
-        .arg("--idle-ttl")
-        .arg(format!("{}s", cfg.cache_idle_ttl.as_secs()))
-        .arg("--max-ttl")
-        .arg(format!("{}s", cfg.cache_max_ttl.as_secs()))
+        .args(Launch::from_config(cfg).args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -139,4 +220,23 @@ fn cli_executable() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join(CLI_NAME))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_arguments_round_trip() {
+        let l = Launch {
+            socket: PathBuf::from("/run/user/1000/devc-vault/cache.sock"),
+            idle_ttl: Duration::from_secs(900),
+            max_ttl: Duration::from_secs(4 * 3600),
+        };
+        let args = l.args();
+        assert_eq!(args[0], Launch::SUBCOMMAND);
+        assert_eq!(Launch::parse(&args[1..]), Ok(l));
+        assert!(Launch::parse(&args[2..]).is_err());
+        assert!(Launch::parse(&[]).is_err());
+    }
 }

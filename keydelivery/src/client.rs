@@ -178,13 +178,19 @@ impl AgentClient {
 
     /// Asks for the vault's master key, sending its key-file and agent slots.
     pub fn unwrap(&mut self, sealed: &SealedVault) -> Result<MasterKey, AgentError> {
-        let slots = sealed
-            .slots
-            .iter()
-            .filter_map(WireSlot::from_slot)
-            .collect();
+        self.unwrap_slots(&sealed.id, &sealed.slots)
+    }
+
+    /// Asks for `vault`'s master key from `slots` (e.g. to check a slot the
+    /// agent just made before it is written).
+    pub fn unwrap_slots(
+        &mut self,
+        vault: &VaultId,
+        slots: &[Slot],
+    ) -> Result<MasterKey, AgentError> {
+        let slots = slots.iter().filter_map(WireSlot::from_slot).collect();
         match self.request(Request::Unwrap {
-            vault: sealed.id.to_string(),
+            vault: vault.to_string(),
             slots,
         })? {
             Response::Master { key, .. } => Ok(key.to_master()),

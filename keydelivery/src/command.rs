@@ -3,18 +3,15 @@
 //! limit; its exit status is checked and its output is never logged.
 
 use std::fmt;
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use zeroize::Zeroizing;
+use std::time::Duration;
 
 use devc_vault::{KeySecret, keyfile};
 
+use crate::child::{self, ChildError};
+
 /// Output cap: a key file line and a little slack; more is not a key.
-const MAX_OUTPUT: u64 = 4096;
+const MAX_OUTPUT: usize = 4096;
 
 /// Why the command gave no key.
 #[derive(Debug)]
@@ -78,65 +75,35 @@ impl std::error::Error for CommandError {}
 /// stderr (the git helper must stay silent); otherwise it reaches the user.
 pub fn run(argv: &[String], timeout: Duration, quiet: bool) -> Result<KeySecret, CommandError> {
     let program = argv.first().cloned().unwrap_or_default();
-    let mut child = Command::new(&program)
-        .args(argv.iter().skip(1))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if quiet {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        })
-        .spawn()
-        .map_err(|source| CommandError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    let mut stdout = child.stdout.take();
-    let (tx, rx) = mpsc::channel();
-    // A grandchild may keep the pipe open after the command exits: read in
-    // a thread and stop waiting at the deadline.
-    thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::with_capacity(MAX_OUTPUT as usize + 1));
-        if let Some(out) = stdout.as_mut() {
-            let _ = out.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
-        }
-        let _ = tx.send(buf);
+    let mut cmd = Command::new(&program);
+    cmd.args(argv.iter().skip(1)).stderr(if quiet {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(CommandError::Timeout {
-                    program,
-                    limit: timeout,
-                });
-            }
+    let out = match child::run(cmd, None, MAX_OUTPUT, timeout) {
+        Ok(out) => out,
+        Err(ChildError::Spawn(source)) => return Err(CommandError::Spawn { program, source }),
+        Err(ChildError::TooMuchOutput(_)) => {
+            return Err(CommandError::Malformed {
+                program,
+                reason: "output too long",
+            });
+        }
+        Err(_) => {
+            return Err(CommandError::Timeout {
+                program,
+                limit: timeout,
+            });
         }
     };
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(100));
-    let Ok(out) = rx.recv_timeout(left) else {
-        return Err(CommandError::Timeout {
+    if !out.status.success() {
+        return Err(CommandError::Failed {
             program,
-            limit: timeout,
-        });
-    };
-    if !status.success() {
-        return Err(CommandError::Failed { program, status });
-    }
-    if out.len() as u64 > MAX_OUTPUT {
-        return Err(CommandError::Malformed {
-            program,
-            reason: "output too long",
+            status: out.status,
         });
     }
-    keyfile::parse(&out).map_err(|reason| CommandError::Malformed { program, reason })
+    keyfile::parse(&out.stdout).map_err(|reason| CommandError::Malformed { program, reason })
 }
 
 #[cfg(test)]

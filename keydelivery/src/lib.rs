@@ -5,12 +5,13 @@
 //! source tried and why it failed, in one line.
 //!
 //! ```no_run
-//! use devc_keydelivery::{Config, PromptPolicy, unlock};
-//! let mut cfg = Config::from_env()?;
+//! use devc_keydelivery::{Config, PromptPolicy, environment, open};
+//! let mut cfg = Config::load()?;
 //! cfg.prompt = PromptPolicy::Never; // e.g. the git helper: silent
-//! let sealed = devc_vault::Store::new(devc_vault::paths::vault_path()).read()?;
-//! match unlock(&sealed, &cfg) {
+//! let store = devc_vault::Store::new(environment::vault_path());
+//! match open(&store, &cfg) {
 //!     Ok(vault) => println!("{} docker entries", vault.docker().len()),
+//!     Err(e) if e.is_miss() => eprintln!("nothing here: {e}"),
 //!     Err(e) => eprintln!("{e}"),
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -19,14 +20,15 @@
 
 pub mod agent;
 pub mod cache;
+pub mod child;
 pub mod client;
 pub mod command;
-pub mod config;
+pub mod environment;
 pub mod prompt;
 pub mod protocol;
 pub mod resolve;
 pub mod source;
 
-pub use config::{Config, ConfigError, PromptPolicy, SourceKind};
-pub use resolve::{Attempt, UnlockError, unlock, unlock_with_source};
+pub use environment::{Config, ConfigError, PromptPolicy, SourceKind};
+pub use resolve::{Attempt, UnlockError, open, unlock, unlock_with_source};
 pub use source::{KeySource, SourceError};

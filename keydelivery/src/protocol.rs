@@ -13,8 +13,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use devc_vault::slot::{SLOT_ID_LEN, SLOT_SALT_LEN, WRAPPED_LEN};
-use devc_vault::{MasterKey, Slot, SlotId, SlotKind, hex};
+use devc_vault::{MasterKey, Slot, SlotKind, hex};
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -22,7 +21,7 @@ pub const VERSION: u32 = 1;
 /// times over; a bigger length prefix is refused before any allocation.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 /// Largest number of slots in one unwrap request (the vault's own cap).
-pub const MAX_SLOTS: usize = devc_vault::format::MAX_SLOTS;
+pub const MAX_SLOTS: usize = devc_vault::MAX_SLOTS;
 
 /// A 32-byte secret on the wire, as 64 lowercase hex digits.
 #[derive(Clone)]
@@ -107,18 +106,18 @@ impl WireSlot {
 
     /// Parses it back strictly; `None` if any field is malformed.
     pub fn to_slot(&self) -> Option<Slot> {
-        let kind = match self.kind.as_str() {
-            "keyfile" => SlotKind::KeyFile,
-            "agent" => SlotKind::Agent,
-            _ => return None,
-        };
-        Some(Slot {
-            kind,
-            id: SlotId(hex::decode::<SLOT_ID_LEN>(self.id.as_bytes())?),
-            salt: hex::decode::<SLOT_SALT_LEN>(self.salt.as_bytes())?,
-            nonce: hex::decode(self.nonce.as_bytes())?,
-            wrapped: hex::decode::<WRAPPED_LEN>(self.wrapped.as_bytes())?,
-        })
+        if !matches!(self.kind.as_str(), "keyfile" | "agent") {
+            return None;
+        }
+        let fields = [&self.kind, &self.id, &self.salt, &self.nonce, &self.wrapped];
+        if fields.iter().any(|f| f.contains(' ')) {
+            return None;
+        }
+        Slot::parse_line(&format!(
+            "slot {} {} {} {} {}",
+            self.kind, self.id, self.salt, self.nonce, self.wrapped
+        ))
+        .ok()
     }
 }
 

@@ -1,11 +1,13 @@
 //! The resolver: walks the configured sources in order and opens the vault
-//! with the first key that fits.
+//! with the first key that fits. Its error is the one every binary maps:
+//! [`UnlockError::is_miss`] says when "nothing here" is the right answer.
 
 use std::fmt;
+use std::path::PathBuf;
 
-use devc_vault::{Error, Key, SealedVault, Vault};
+use devc_vault::{Error, Key, SealedVault, Store, Vault};
 
-use crate::config::{Config, SourceKind};
+use crate::environment::{Config, ConfigError, SourceKind};
 use crate::source;
 
 /// Why one source gave no key.
@@ -20,15 +22,34 @@ pub struct Attempt {
 /// Why a vault could not be opened.
 #[derive(Debug)]
 pub enum UnlockError {
+    /// The key-source configuration (environment or config file) is invalid.
+    Config(ConfigError),
+    /// There is no vault file.
+    NoVault(PathBuf),
     /// No source produced a key that opens the vault.
     NoKey(Vec<Attempt>),
-    /// A key opened a slot but the vault itself is damaged or tampered.
+    /// The vault is damaged, tampered, unreadable or could not be written.
     Vault(Error),
+}
+
+impl UnlockError {
+    /// An expected miss: no vault here, or no key for it. The helpers then
+    /// answer "nothing here" (docker: not found, git: silence) instead of
+    /// failing, so that public images and other credentials keep working.
+    pub fn is_miss(&self) -> bool {
+        matches!(self, UnlockError::NoVault(_) | UnlockError::NoKey(_))
+    }
 }
 
 impl fmt::Display for UnlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            UnlockError::Config(e) => write!(f, "{e}"),
+            UnlockError::NoVault(path) => write!(
+                f,
+                "no vault at {}: create one with `devc-vault init`, or point --vault / DEVC_VAULT at it",
+                path.display()
+            ),
             UnlockError::NoKey(attempts) => {
                 write!(f, "no key for the vault (tried ")?;
                 for (i, a) in attempts.iter().enumerate() {
@@ -48,8 +69,22 @@ impl std::error::Error for UnlockError {}
 
 impl From<Error> for UnlockError {
     fn from(e: Error) -> Self {
-        UnlockError::Vault(e)
+        match e {
+            Error::VaultNotFound { path } => UnlockError::NoVault(path),
+            other => UnlockError::Vault(other),
+        }
     }
+}
+
+impl From<ConfigError> for UnlockError {
+    fn from(e: ConfigError) -> Self {
+        UnlockError::Config(e)
+    }
+}
+
+/// Reads the vault at `store` and opens it with the configured sources.
+pub fn open(store: &Store, cfg: &Config) -> Result<Vault, UnlockError> {
+    unlock(&store.read()?, cfg)
 }
 
 /// Opens `sealed` with the first configured source whose key fits.
@@ -102,14 +137,14 @@ mod tests {
 
     use devc_vault::{KeySecret, SlotKind, keyfile};
 
-    use crate::config::PromptPolicy;
+    use crate::environment::PromptPolicy;
 
     fn vault_with_key() -> (SealedVault, KeySecret) {
         let secret = KeySecret::generate();
         let mut v = Vault::create();
         v.add_secret_slot(SlotKind::KeyFile, &secret).expect("slot");
         let bytes = v.seal().expect("seal");
-        (devc_vault::format::parse(&bytes).expect("parse"), secret)
+        (SealedVault::parse(bytes).expect("parse"), secret)
     }
 
     fn cfg(dir: &std::path::Path, order: Vec<SourceKind>) -> Config {

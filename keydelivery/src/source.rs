@@ -8,7 +8,7 @@ use devc_vault::{Key, SealedVault, SlotKind, keyfile};
 use crate::cache::{self, CacheError};
 use crate::client::{AgentClient, AgentError};
 use crate::command::{self, CommandError};
-use crate::config::{Config, PromptPolicy, SourceKind};
+use crate::environment::{Config, PromptPolicy, SourceKind};
 use crate::prompt::{PromptError, Tty};
 
 /// Passphrase attempts before giving up.
@@ -191,7 +191,7 @@ impl KeySource for PassphraseSource<'_> {
 /// directory is unusable: the lock only orders prompts, it protects nothing.
 fn prompt_turn(cfg: &Config) -> Option<std::fs::File> {
     let dir = cfg.cache_socket.parent()?;
-    crate::agent::sock::prepare_dir(dir, &[crate::config::uid()]).ok()?;
+    crate::agent::sock::prepare_dir(dir, &[crate::environment::uid()]).ok()?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

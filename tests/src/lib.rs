@@ -7,6 +7,7 @@ pub mod git_http;
 pub mod image;
 pub mod podman;
 pub mod process;
+pub mod random_input;
 pub mod registry;
 pub mod scratch;
 pub mod skopeo;

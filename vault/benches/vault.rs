@@ -7,14 +7,11 @@ use devc_vault::*;
 use std::hint::black_box;
 
 fn entry(i: usize) -> DockerEntry {
-    DockerEntry {
-        server_url: format!("registry{i}.example.com:5000"),
-        username: format!("user{i}"),
-        secret: Secret::new(format!("token-{i}-{}", "x".repeat(40))),
-        created: 0,
-        updated: 0,
-        extra: Default::default(),
-    }
+    DockerEntry::new(
+        format!("registry{i}.example.com:5000"),
+        format!("user{i}"),
+        Secret::new(format!("token-{i}-{}", "x".repeat(40))),
+    )
 }
 
 fn vault_with(n: usize, key: &KeySecret) -> Vault {
@@ -69,11 +66,10 @@ fn add_to_large_vault(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let e = entry(1_000_000 + i);
-                let url = e.server_url.clone();
                 store
                     .update::<_, Error>(
                         |s| s.open(&Key::Secret(key.clone())),
-                        |v| v.upsert_docker(e, |x| x.server_url == url),
+                        |v| v.upsert_docker(e),
                     )
                     .expect("update");
             })
@@ -86,7 +82,7 @@ fn argon2_unlock(c: &mut Criterion) {
     let mut v = Vault::create();
     v.add_passphrase_slot(&p, Argon2Cost::DEFAULT)
         .expect("slot");
-    let sealed = format::parse(&v.seal().expect("seal")).expect("parse");
+    let sealed = SealedVault::parse((v.seal().expect("seal")).to_vec()).expect("parse");
     let mut g = c.benchmark_group("passphrase");
     g.sample_size(10);
     g.bench_function("argon2id unlock (m=64 MiB, t=3, p=4)", |b| {

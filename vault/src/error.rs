@@ -76,6 +76,11 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
+    /// A vault exists but the key file that should open it does not.
+    MissingKeyFile {
+        /// Where the key file was expected.
+        path: PathBuf,
+    },
     /// A key file is not in the strict key-file form.
     MalformedKeyFile {
         /// The key file, if it came from one.
@@ -193,6 +198,11 @@ impl fmt::Display for Error {
                 "key file {} has mode {:04o}, so group or others can read it; run `chmod 600 {}`",
                 path.display(),
                 mode & 0o7777,
+                path.display()
+            ),
+            Error::MissingKeyFile { path } => write!(
+                f,
+                "the vault exists but its key file {} does not; restore the key file, or move the vault away to start over",
                 path.display()
             ),
             Error::MalformedKeyFile { path, reason } => match path {

@@ -24,6 +24,8 @@ use crate::primitives::{self, KEY_LEN, NONCE_LEN, TAG_LEN, random};
 use crate::secret::{KeySecret, MasterKey, Passphrase};
 use crate::slot::{Slot, SlotKind};
 
+/// The vault format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
 /// The version line every v1 vault starts with.
 pub const MAGIC: &[u8] = b"devc-vault v1";
 /// Largest vault file accepted or written (16 MiB).
@@ -151,11 +153,6 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// Parses a whole vault file strictly. No key is needed or used.
-pub fn parse(bytes: &[u8]) -> Result<SealedVault> {
-    parse_owned(bytes.to_vec())
-}
-
 /// [`parse`], keeping the buffer instead of copying it (a large vault's
 /// payload is most of its bytes).
 pub fn parse_owned(bytes: Vec<u8>) -> Result<SealedVault> {
@@ -260,6 +257,12 @@ fn parse_fields(bytes: &[u8]) -> Result<SealedVault> {
 }
 
 impl SealedVault {
+    /// Parses a whole vault file strictly (see [`crate::Store::read`] for
+    /// reading one from disk). No key is needed or used.
+    pub fn parse(bytes: Vec<u8>) -> Result<SealedVault> {
+        parse_owned(bytes)
+    }
+
     /// Finds a slot the key opens and returns the master key.
     ///
     /// Key-file secrets try the slot whose id is the key's fingerprint first.

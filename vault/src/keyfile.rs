@@ -9,8 +9,8 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::atomic;
 use crate::error::{Error, Result};
+use crate::file;
 use crate::hex;
 use crate::primitives::{KEY_LEN, hkdf};
 use crate::secret::KeySecret;
@@ -79,13 +79,13 @@ fn read_checked_content(path: &Path) -> Result<KeySecret> {
 
 /// Writes a new key file, refusing to overwrite one; creates its directory 0700.
 pub fn create(path: &Path, secret: &KeySecret) -> Result<()> {
-    atomic::create_private_dir(&atomic::parent_dir(path))?;
-    atomic::create_new(path, render(secret).as_bytes())
+    file::create_private_dir(&file::parent_dir(path))?;
+    file::create_new(path, render(secret).as_bytes())
 }
 
 /// Atomically replaces a key file's secret (used by rotate).
 pub fn replace(path: &Path, secret: &KeySecret) -> Result<()> {
-    atomic::replace(path, render(secret).as_bytes())
+    file::replace(path, render(secret).as_bytes())
 }
 
 #[cfg(test)]

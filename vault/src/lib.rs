@@ -1,40 +1,51 @@
-//! devc-vault: the vault file format and its store.
+//! devc-vault: the vault file format and its store, as a library.
 //!
 //! A vault is one file holding docker and git credentials under AES-256-GCM.
 //! Its master key is wrapped by keyslots (key file, passphrase, agent); any
-//! one slot opens it. `docs/FORMAT.md` specifies the bytes.
+//! one slot opens it. `docs/FORMAT.md` in the repository specifies the bytes.
+//!
+//! Two levels of use:
+//!
+//! - [`Project`]: what a dev-container manager needs — create a project's
+//!   vault with a key file, replace its credentials with a freshly resolved
+//!   set in one atomic write, rotate its key — without format details.
+//! - [`Store`], [`SealedVault`], [`Vault`]: read, open, change and write a
+//!   vault step by step (what the credential helpers and the CLI do).
 //!
 //! ```no_run
 //! use devc_vault::{Key, Store, keyfile};
 //! let store = Store::new("/home/me/.docker/.credentials.enc");
 //! let key = Key::Secret(keyfile::read("/run/secrets/devc-vault-key".as_ref())?);
 //! let vault = store.read()?.open(&key)?;
-//! for entry in vault.docker() {
+//! if let Some(entry) = vault.find_docker("ghcr.io") {
 //!     println!("{} {}", entry.server_url, entry.username);
 //! }
 //! # Ok::<(), devc_vault::Error>(())
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-pub mod atomic;
-pub mod entry;
-pub mod error;
-pub mod format;
+mod entry;
+mod error;
+pub mod file;
+mod format;
 pub mod hex;
 pub mod keyfile;
-pub mod lock;
-pub mod paths;
-pub mod primitives;
-pub mod secret;
-pub mod slot;
-pub mod store;
-pub mod vault;
+mod lock;
+mod primitives;
+mod project;
+pub mod registry;
+mod secret;
+mod slot;
+mod store;
+mod vault;
 
-pub use entry::{Chain, DockerEntry, GitEntry, Payload};
+pub use entry::{Chain, DockerEntry, GitEntry, GitQuery, MAX_SECRET_LEN, Payload, Source};
 pub use error::{Error, Result};
-pub use format::{Key, SealedVault, VaultId};
+pub use format::{FORMAT_VERSION, Key, MAX_FILE_LEN, MAX_SLOTS, SealedVault, VaultId};
 pub use primitives::Argon2Cost;
-pub use secret::{KeySecret, MasterKey, Passphrase, Secret};
+pub use project::Project;
+pub use secret::{KeySecret, MasterKey, Passphrase, ReadCappedError, Secret, read_capped};
 pub use slot::{Slot, SlotId, SlotKind};
-pub use store::{RotateKeyFile, Store};
-pub use vault::{RotateKeys, Rotated, Vault};
+pub use store::{RotateKeyFile, Store, pending_key_path};
+pub use vault::{RotateKeys, Rotated, Upsert, Vault, now};

@@ -6,8 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::FILE_MODE;
 use crate::error::{Error, Result};
+use crate::file::FILE_MODE;
 
 /// An exclusive lock on a vault; released on drop.
 #[derive(Debug)]

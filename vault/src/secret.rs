@@ -38,6 +38,15 @@ impl MasterKey {
     }
 }
 
+impl PartialEq for MasterKey {
+    /// In constant time.
+    fn eq(&self, other: &Self) -> bool {
+        crate::primitives::ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for MasterKey {}
+
 /// The 32-byte secret held in a key file (or in an agent).
 #[derive(Clone)]
 pub struct KeySecret(Zeroizing<[u8; KEY_LEN]>);
@@ -105,5 +114,43 @@ impl Serialize for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// Why [`read_capped`] failed.
+#[derive(Debug)]
+pub enum ReadCappedError {
+    /// More than the cap was offered.
+    TooLarge,
+    /// Reading failed.
+    Io(std::io::Error),
+}
+
+/// Reads all of `r` into a buffer that is wiped on drop, refusing more than
+/// `cap` bytes. The buffer grows by hand, never by `Vec`'s reallocation, so
+/// no freed copy of a secret is left behind in the heap.
+pub fn read_capped(
+    r: &mut dyn std::io::Read,
+    cap: usize,
+) -> Result<Zeroizing<Vec<u8>>, ReadCappedError> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(cap.min(4096)));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = match r.read(&mut chunk[..]) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadCappedError::Io(e)),
+        };
+        if buf.len() + n > cap {
+            return Err(ReadCappedError::TooLarge);
+        }
+        if buf.len() + n > buf.capacity() {
+            let want = (buf.capacity() * 2).max(buf.len() + n).min(cap);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(want));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }

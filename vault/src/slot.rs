@@ -205,8 +205,17 @@ impl Slot {
         )
     }
 
+    /// Parses a header slot line (`slot <kind> <id> ...`, no newline), strictly.
+    pub fn parse_line(line: &str) -> Result<Slot> {
+        let fields: Vec<&[u8]> = line.as_bytes().split(|&b| b == b' ').collect();
+        match fields.as_slice() {
+            [b"slot", rest @ ..] => Slot::parse_fields(rest, 1),
+            _ => Err(Error::malformed(1, "not a slot line")),
+        }
+    }
+
     /// Parses a slot line (after `slot `), strictly; Argon2 caps are checked here.
-    pub fn parse_fields(fields: &[&[u8]], line: usize) -> Result<Slot> {
+    pub(crate) fn parse_fields(fields: &[&[u8]], line: usize) -> Result<Slot> {
         let bad = |reason| Error::malformed(line, reason);
         let (kind, rest) = match fields {
             [b"keyfile", rest @ ..] => (SlotKind::KeyFile, rest),

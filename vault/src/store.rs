@@ -4,8 +4,8 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::atomic;
 use crate::error::{Error, Result};
+use crate::file;
 use crate::format::{self, MAX_FILE_LEN, SealedVault};
 use crate::keyfile;
 use crate::lock::WriteLock;
@@ -77,14 +77,17 @@ impl Store {
     /// Writes a new vault; refuses to replace an existing file.
     pub fn create(&self, vault: &Vault) -> Result<()> {
         let bytes = vault.seal()?;
-        atomic::create_private_dir(&atomic::parent_dir(&self.path))?;
+        file::create_private_dir(&file::parent_dir(&self.path))?;
         let _lock = WriteLock::acquire(&self.path)?;
-        atomic::create_new(&self.path, &bytes)
+        file::create_new(&self.path, &bytes)
     }
 
-    /// Locked read-modify-write: read, `unlock`, `modify`, seal, replace atomically.
+    /// Locked read-modify-write: read, `unlock`, `modify`, then, if `modify`
+    /// changed anything ([`Vault::is_changed`]), seal and replace atomically.
     ///
-    /// Nothing is written if any step fails.
+    /// Nothing is written if any step fails, or if nothing changed (a
+    /// mounted vault may be read-only, and git calls `store` after every
+    /// fetch with the credential it already got).
     pub fn update<T, E>(
         &self,
         unlock: impl FnOnce(&SealedVault) -> std::result::Result<Vault, E>,
@@ -93,12 +96,21 @@ impl Store {
     where
         E: From<Error>,
     {
+        // A missing vault is reported as such, before a lock file is made beside it.
+        if !self.path.exists() {
+            return Err(Error::VaultNotFound {
+                path: self.path.clone(),
+            }
+            .into());
+        }
         let _lock = WriteLock::acquire(&self.path)?;
         let sealed = self.read()?;
         let mut vault = unlock(&sealed)?;
         let out = modify(&mut vault)?;
-        let bytes = vault.seal()?;
-        atomic::replace(&self.path, &bytes)?;
+        if vault.is_changed() {
+            let bytes = vault.seal()?;
+            file::replace(&self.path, &bytes)?;
+        }
         Ok(out)
     }
 
@@ -127,15 +139,15 @@ impl Store {
         for (kf, new) in key_files.iter().zip(&rotated.new_secrets) {
             if let Some(new) = new {
                 let next = pending_key_path(&kf.path);
-                let tmp = atomic::write_temp_beside(&next, keyfile::render(new).as_bytes())?;
-                atomic::commit_temp(&tmp, &next)?;
+                let tmp = file::write_temp_beside(&next, keyfile::render(new).as_bytes())?;
+                file::commit_temp(&tmp, &next)?;
                 pending.push((next, kf.path.clone()));
             }
         }
-        atomic::replace(&self.path, &bytes)?;
+        file::replace(&self.path, &bytes)?;
         for (next, path) in pending {
             fs::rename(&next, &path).map_err(|e| Error::io("replace key file", &path, e))?;
-            atomic::fsync_dir(&atomic::parent_dir(&path))?;
+            file::fsync_dir(&file::parent_dir(&path))?;
         }
         Ok(rotated)
     }

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::entry::{DockerEntry, GitEntry, Payload};
+use crate::entry::{DockerEntry, GitEntry, GitQuery, Payload};
 use crate::error::{Error, Result};
 use crate::format::{self, MAX_SLOTS, VaultId};
 use crate::primitives::Argon2Cost;
@@ -26,6 +26,20 @@ pub struct Vault {
     slots: Vec<Slot>,
     vmk: MasterKey,
     payload: Payload,
+    /// Something changed since it was opened: [`crate::Store::update`]
+    /// writes only then.
+    changed: bool,
+}
+
+/// What storing an entry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upsert {
+    /// A new entry was added.
+    Added,
+    /// An entry for the same registry (docker) or slot (git) was replaced.
+    Replaced,
+    /// The same credential was already stored; nothing changed.
+    Unchanged,
 }
 
 /// Keys supplied to `rotate`: each opens zero or more slots, which are re-made under the new master key.
@@ -55,6 +69,7 @@ impl Vault {
             slots: Vec::new(),
             vmk: MasterKey::generate(),
             payload: Payload::default(),
+            changed: true,
         }
     }
 
@@ -71,6 +86,7 @@ impl Vault {
             slots,
             vmk,
             payload,
+            changed: false,
         }
     }
 
@@ -96,6 +112,7 @@ impl Vault {
     }
     /// The payload, for changes that have no dedicated method (chain settings).
     pub fn payload_mut(&mut self) -> &mut Payload {
+        self.changed = true;
         &mut self.payload
     }
     /// The docker entries.
@@ -113,6 +130,7 @@ impl Vault {
         }
         let id = slot.id;
         self.slots.push(slot);
+        self.changed = true;
         Ok(id)
     }
 
@@ -194,68 +212,148 @@ impl Vault {
             return Err(Error::LastSlot);
         }
         self.slots.remove(pos);
+        self.changed = true;
         Ok(())
     }
 
-    /// Adds a docker entry, replacing every entry for which `same` is true.
-    pub fn upsert_docker(
-        &mut self,
-        mut entry: DockerEntry,
-        same: impl Fn(&DockerEntry) -> bool,
-    ) -> Result<()> {
+    /// Stores a docker entry by the vault's rule: it replaces every entry
+    /// for the same registry (see [`DockerEntry::same_registry`]). Storing
+    /// the credential already held changes nothing.
+    pub fn upsert_docker(&mut self, mut entry: DockerEntry) -> Result<Upsert> {
         entry.validate()?;
-        let t = now();
-        let created = self
+        let same: Vec<&DockerEntry> = self
             .payload
             .docker
             .iter()
-            .find(|e| same(e))
-            .map(|e| e.created);
-        self.payload.docker.retain(|e| !same(e));
-        entry.created = created.unwrap_or(t);
+            .filter(|e| e.same_registry(&entry))
+            .collect();
+        if let [only] = same.as_slice()
+            && only.same_credential(&entry)
+        {
+            return Ok(Upsert::Unchanged);
+        }
+        let outcome = if same.is_empty() {
+            Upsert::Added
+        } else {
+            Upsert::Replaced
+        };
+        let t = now();
+        entry.created = same.first().map_or(t, |e| e.created);
         entry.updated = t;
+        self.payload.docker.retain(|e| !e.same_registry(&entry));
         self.payload.docker.push(entry);
         self.payload.updated = t;
-        Ok(())
+        self.changed = true;
+        Ok(outcome)
     }
 
-    /// Removes every docker entry for which `matches` is true; returns how many.
-    pub fn remove_docker(&mut self, matches: impl Fn(&DockerEntry) -> bool) -> usize {
+    /// The docker entry that best answers a request for `query`: the best
+    /// [`Match`](crate::registry::Match), then the most recently updated.
+    pub fn find_docker(&self, query: &str) -> Option<&DockerEntry> {
+        self.payload
+            .docker
+            .iter()
+            .filter_map(|e| e.answers(query).map(|m| (e, m)))
+            // On a full tie the later entry (the newer store) wins: `max_by` keeps the last.
+            .max_by(|a, b| a.1.cmp(&b.1).then(a.0.updated.cmp(&b.0.updated)))
+            .map(|(e, _)| e)
+    }
+
+    /// Removes every docker entry that a request for `query` could be
+    /// answered with (so that after `docker logout HOST` no read of that
+    /// registry succeeds); returns how many.
+    pub fn remove_docker(&mut self, query: &str) -> usize {
         let before = self.payload.docker.len();
-        self.payload.docker.retain(|e| !matches(e));
-        let n = before - self.payload.docker.len();
-        if n > 0 {
-            self.payload.updated = now();
-        }
-        n
+        self.payload.docker.retain(|e| e.answers(query).is_none());
+        self.removed(before - self.payload.docker.len())
     }
 
-    /// Adds a git entry, replacing every entry for which `same` is true.
-    pub fn upsert_git(
-        &mut self,
-        mut entry: GitEntry,
-        same: impl Fn(&GitEntry) -> bool,
-    ) -> Result<()> {
+    /// Stores a git entry by the vault's rule: it replaces the entry for the
+    /// same slot (see [`GitEntry::same_slot`]). Storing the credential
+    /// already held changes nothing.
+    pub fn upsert_git(&mut self, mut entry: GitEntry) -> Result<Upsert> {
         entry.validate()?;
+        let existing = self.payload.git.iter().find(|e| e.same_slot(&entry));
+        if existing.is_some_and(|e| e.same_credential(&entry)) {
+            return Ok(Upsert::Unchanged);
+        }
+        let outcome = if existing.is_some() {
+            Upsert::Replaced
+        } else {
+            Upsert::Added
+        };
         let t = now();
-        let created = self.payload.git.iter().find(|e| same(e)).map(|e| e.created);
-        self.payload.git.retain(|e| !same(e));
-        entry.created = created.unwrap_or(t);
+        entry.created = existing.map_or(t, |e| e.created);
         entry.updated = t;
+        self.payload.git.retain(|e| !e.same_slot(&entry));
         self.payload.git.push(entry);
         self.payload.updated = t;
-        Ok(())
+        self.changed = true;
+        Ok(outcome)
     }
 
-    /// Removes every git entry for which `matches` is true; returns how many.
-    pub fn remove_git(&mut self, matches: impl Fn(&GitEntry) -> bool) -> usize {
+    /// The git entry a `get` answers with: among entries the query matches
+    /// that have not expired at `now`, the most recently stored. `None` for
+    /// a query without protocol and host.
+    pub fn find_git(&self, query: &GitQuery<'_>, now: u64) -> Option<&GitEntry> {
+        if !query.is_scoped() {
+            return None;
+        }
+        self.payload
+            .git
+            .iter()
+            .filter(|e| query.matches(e) && !e.is_expired(now))
+            // max_by_key keeps the last of equal keys: the later entry wins a tie.
+            .max_by_key(|e| e.updated)
+    }
+
+    /// Removes every git entry the query matches, its password included when
+    /// one is given; returns how many. A query without protocol and host
+    /// removes nothing.
+    pub fn remove_git(&mut self, query: &GitQuery<'_>) -> usize {
+        if !query.is_scoped() {
+            return 0;
+        }
         let before = self.payload.git.len();
-        self.payload.git.retain(|e| !matches(e));
-        let n = before - self.payload.git.len();
+        self.payload.git.retain(|e| !query.matches_with_password(e));
+        self.removed(before - self.payload.git.len())
+    }
+
+    fn removed(&mut self, n: usize) -> usize {
         if n > 0 {
             self.payload.updated = now();
+            self.changed = true;
         }
         n
+    }
+
+    /// Replaces every entry that came from the host (has a [`Source`](crate::Source)) with
+    /// `docker` and `git`, keeping the entries stored inside the container
+    /// unless a new entry takes their place.
+    pub fn replace_host_entries(
+        &mut self,
+        docker: Vec<DockerEntry>,
+        git: Vec<GitEntry>,
+    ) -> Result<()> {
+        for e in &docker {
+            e.validate()?;
+        }
+        for e in &git {
+            e.validate()?;
+        }
+        let before = (self.payload.docker.len(), self.payload.git.len());
+        self.payload.docker.retain(|e| e.source.is_none());
+        self.payload.git.retain(|e| e.source.is_none());
+        if (self.payload.docker.len(), self.payload.git.len()) != before {
+            self.changed = true;
+        }
+        for e in docker {
+            self.upsert_docker(e)?;
+        }
+        for e in git {
+            self.upsert_git(e)?;
+        }
+        Ok(())
     }
 
     /// Replaces the master key. Every slot that a supplied key opens is
@@ -315,10 +413,16 @@ impl Vault {
         let dropped = dropped.iter().map(|s| s.id).collect();
         self.slots = new_slots;
         self.vmk = new_vmk;
+        self.changed = true;
         Ok(Rotated {
             new_secrets,
             dropped,
         })
+    }
+
+    /// Whether anything changed since the vault was opened.
+    pub fn is_changed(&self) -> bool {
+        self.changed
     }
 
     /// Encrypts the vault into file bytes with a fresh salt.

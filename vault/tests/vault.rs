@@ -15,23 +15,13 @@ const CHEAP: Argon2Cost = Argon2Cost {
 };
 
 fn docker(server: &str, user: &str, secret: &str) -> DockerEntry {
-    DockerEntry {
-        server_url: server.into(),
-        username: user.into(),
-        secret: secret.into(),
-        created: 0,
-        updated: 0,
-        extra: Default::default(),
-    }
+    DockerEntry::new(server, user, secret.into())
 }
 
 fn small_vault(secret: &KeySecret) -> Vec<u8> {
     let mut v = Vault::create();
     v.add_secret_slot(SlotKind::KeyFile, secret).unwrap();
-    v.upsert_docker(docker("ghcr.io", "me", "hunter2"), |e| {
-        e.server_url == "ghcr.io"
-    })
-    .unwrap();
+    v.upsert_docker(docker("ghcr.io", "me", "hunter2")).unwrap();
     v.seal().unwrap()
 }
 
@@ -39,7 +29,7 @@ fn small_vault(secret: &KeySecret) -> Vec<u8> {
 fn keyfile_round_trip_and_wrong_key() {
     let k = KeySecret::generate();
     let bytes = small_vault(&k);
-    let sealed = format::parse(&bytes).unwrap();
+    let sealed = SealedVault::parse(bytes.to_vec()).unwrap();
     let v = sealed.open(&Key::Secret(k)).unwrap();
     assert_eq!(v.docker().len(), 1);
     assert_eq!(v.docker()[0].secret.expose(), "hunter2");
@@ -54,7 +44,7 @@ fn passphrase_round_trip_and_wrong_passphrase() {
     let mut v = Vault::create();
     v.add_passphrase_slot(&Passphrase::new("correct horse".into()), CHEAP)
         .unwrap();
-    let sealed = format::parse(&v.seal().unwrap()).unwrap();
+    let sealed = SealedVault::parse((v.seal().unwrap()).to_vec()).unwrap();
     assert!(
         sealed
             .open(&Key::Passphrase(Passphrase::new("correct horse".into())))
@@ -92,7 +82,7 @@ fn every_single_byte_flip_is_rejected() {
         for mask in [0x01u8, 0x80] {
             let mut m = bytes.clone();
             m[i] ^= mask;
-            let r = format::parse(&m).and_then(|s| s.open(&key));
+            let r = SealedVault::parse(m.to_vec()).and_then(|s| s.open(&key));
             assert!(
                 r.is_err(),
                 "flip of byte {i} with mask {mask:#x} was accepted"
@@ -107,11 +97,11 @@ fn every_truncation_is_rejected() {
     let bytes = small_vault(&k);
     let key = Key::Secret(k);
     for n in 0..bytes.len() {
-        let r = format::parse(&bytes[..n]).and_then(|s| s.open(&key));
+        let r = SealedVault::parse((bytes[..n]).to_vec()).and_then(|s| s.open(&key));
         assert!(r.is_err(), "truncation to {n} bytes was accepted");
     }
     // Truncating inside the payload is reported as truncation.
-    let err = format::parse(&bytes[..bytes.len() - 1]).unwrap_err();
+    let err = SealedVault::parse((bytes[..bytes.len() - 1]).to_vec()).unwrap_err();
     assert!(matches!(err, Error::Truncated), "{err:?}");
 }
 
@@ -121,7 +111,7 @@ fn trailing_data_is_rejected() {
     let mut bytes = small_vault(&k);
     bytes.push(b'\n');
     assert!(matches!(
-        format::parse(&bytes).unwrap_err(),
+        SealedVault::parse(bytes.to_vec()).unwrap_err(),
         Error::TrailingData { extra: 1 }
     ));
 }
@@ -132,7 +122,7 @@ fn oversized_file_is_refused_before_reading() {
     let path = dir.path().join(".credentials.enc");
     let f = std::fs::File::create(&path).unwrap();
     // Sparse: costs no disk, and the store must refuse it by its length.
-    f.set_len(format::MAX_FILE_LEN + 1).unwrap();
+    f.set_len(MAX_FILE_LEN + 1).unwrap();
     let err = Store::new(&path).read().unwrap_err();
     assert!(matches!(err, Error::Oversized { .. }), "{err:?}");
 }
@@ -140,10 +130,8 @@ fn oversized_file_is_refused_before_reading() {
 #[test]
 fn oversized_secret_is_refused() {
     let mut v = Vault::create();
-    let big = "x".repeat(entry::MAX_SECRET_LEN + 1);
-    let err = v
-        .upsert_docker(docker("a", "b", &big), |_| false)
-        .unwrap_err();
+    let big = "x".repeat(MAX_SECRET_LEN + 1);
+    let err = v.upsert_docker(docker("a", "b", &big)).unwrap_err();
     assert!(matches!(err, Error::Oversized { .. }), "{err:?}");
 }
 
@@ -151,8 +139,8 @@ fn oversized_secret_is_refused() {
 fn control_characters_are_never_stored() {
     let mut v = Vault::create();
     for bad in ["a\nb", "a\rb", "a\0b"] {
-        assert!(v.upsert_docker(docker("h", "u", bad), |_| false).is_err());
-        assert!(v.upsert_docker(docker(bad, "u", "s"), |_| false).is_err());
+        assert!(v.upsert_docker(docker("h", "u", bad)).is_err());
+        assert!(v.upsert_docker(docker(bad, "u", "s")).is_err());
     }
 }
 
@@ -188,7 +176,7 @@ fn slot_ops_and_last_slot_refused() {
         v.remove_slot("0000000000000000").unwrap_err(),
         Error::UnknownSlot { .. }
     ));
-    for _ in 1..format::MAX_SLOTS {
+    for _ in 1..MAX_SLOTS {
         v.add_secret_slot(SlotKind::KeyFile, &KeySecret::generate())
             .unwrap();
     }
@@ -240,7 +228,7 @@ fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
     assert_eq!(r.dropped.len(), 1);
     assert_ne!(v.master_key().expose(), &old_vmk);
     let new_k = r.new_secrets[0].clone().expect("k opened a slot");
-    let sealed = format::parse(&v.seal().unwrap()).unwrap();
+    let sealed = SealedVault::parse((v.seal().unwrap()).to_vec()).unwrap();
     assert!(sealed.open(&Key::Secret(new_k)).is_ok());
     assert!(sealed.open(&Key::Passphrase(p)).is_ok());
     for stale in [k, other] {
@@ -276,7 +264,7 @@ fn store_rotate_replaces_key_file_and_old_copy_is_refused() {
         )
         .unwrap();
     assert_ne!(std::fs::read(&kpath).unwrap(), old_copy);
-    assert!(!store::pending_key_path(&kpath).exists());
+    assert!(!pending_key_path(&kpath).exists());
     let new_k = keyfile::read(&kpath).unwrap();
     assert!(store.read().unwrap().open(&Key::Secret(new_k)).is_ok());
     let old_k = keyfile::parse(&old_copy).unwrap();
@@ -303,7 +291,7 @@ fn concurrent_updates_all_land() {
                 Store::new(&vpath)
                     .update::<_, Error>(
                         |s| s.open(&Key::Secret((*k).clone())),
-                        |v| v.upsert_docker(docker(&server, "u", "s"), |e| e.server_url == server),
+                        |v| v.upsert_docker(docker(&server, "u", "s")),
                     )
                     .unwrap();
             })
@@ -325,7 +313,7 @@ fn unknown_fields_survive_a_read_modify_write() {
     let k = KeySecret::generate();
     let mut v = Vault::create();
     v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
-    v.upsert_docker(docker("h", "u", "s"), |_| false).unwrap();
+    v.upsert_docker(docker("h", "u", "s")).unwrap();
     v.payload_mut()
         .extra
         .insert("future".into(), serde_json::json!({"x": 1}));
@@ -333,23 +321,9 @@ fn unknown_fields_survive_a_read_modify_write() {
     json["docker"][0]["future_field"] = serde_json::json!("kept");
     let p: Payload = serde_json::from_value(json).unwrap();
     *v.payload_mut() = p;
-    v.upsert_git(
-        GitEntry {
-            protocol: "https".into(),
-            host: "example.com".into(),
-            path: None,
-            username: "u".into(),
-            password: "p".into(),
-            password_expiry_utc: None,
-            oauth_refresh_token: None,
-            created: 0,
-            updated: 0,
-            extra: Default::default(),
-        },
-        |_| false,
-    )
-    .unwrap();
-    let back = format::parse(&v.seal().unwrap())
+    v.upsert_git(GitEntry::new("https", "example.com", "u", "p".into()))
+        .unwrap();
+    let back = SealedVault::parse((v.seal().unwrap()).to_vec())
         .unwrap()
         .open(&Key::Secret(k))
         .unwrap();

@@ -92,7 +92,7 @@ fn all_vectors() {
     let mut classes_seen = std::collections::BTreeSet::new();
     for name in &names {
         let v = parse_vector(name, &std::fs::read(dir().join(name)).expect("read"));
-        let outcome = format::parse(&v.vault).and_then(|s| s.open(&v.key));
+        let outcome = SealedVault::parse((v.vault).to_vec()).and_then(|s| s.open(&v.key));
         match (v.expect.split_once(' '), outcome) {
             (Some(("ok", counts)), Ok(vault)) => {
                 let got = format!("docker={} git={}", vault.docker().len(), vault.git().len());
@@ -133,33 +133,18 @@ const CHEAP: Argon2Cost = Argon2Cost {
 };
 
 fn sample_entries(v: &mut Vault) {
-    v.upsert_docker(
-        DockerEntry {
-            server_url: "https://index.docker.io/v1/".into(),
-            username: "vector".into(),
-            secret: "vector-secret".into(),
-            created: 0,
-            updated: 0,
-            extra: Default::default(),
-        },
-        |_| false,
-    )
+    v.upsert_docker(DockerEntry::new(
+        "https://index.docker.io/v1/",
+        "vector",
+        "vector-secret".into(),
+    ))
     .unwrap();
-    v.upsert_git(
-        GitEntry {
-            protocol: "https".into(),
-            host: "git.example.com".into(),
-            path: None,
-            username: "vector".into(),
-            password: "vector-password".into(),
-            password_expiry_utc: None,
-            oauth_refresh_token: None,
-            created: 0,
-            updated: 0,
-            extra: Default::default(),
-        },
-        |_| false,
-    )
+    v.upsert_git(GitEntry::new(
+        "https",
+        "git.example.com",
+        "vector",
+        "vector-password".into(),
+    ))
     .unwrap();
 }
 

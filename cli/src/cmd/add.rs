@@ -2,8 +2,6 @@
 
 use devc_vault::{DockerEntry, GitEntry, Store};
 
-use devc_helper::git::matching::same_slot;
-
 use crate::Global;
 use crate::error::CliResult;
 use crate::{input, unlock};
@@ -48,22 +46,8 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     match a {
         Args::Docker { server, username } => {
             let secret = input::secret_from_stdin_or_tty("secret")?;
-            let entry = DockerEntry {
-                server_url: server.clone(),
-                username,
-                secret,
-                created: 0,
-                updated: 0,
-                extra: Default::default(),
-            };
-            store.update(
-                |s| unlock::open(s, g),
-                |v| {
-                    Ok(v.upsert_docker(entry, |e| {
-                        devc_helper::docker::server::same_entry(&server, &e.server_url)
-                    })?)
-                },
-            )?;
+            let entry = DockerEntry::new(&server, username, secret);
+            store.update(|s| unlock::open(s, g), |v| Ok(v.upsert_docker(entry)?))?;
             println!("stored docker credential for {server}");
         }
         Args::Git {
@@ -74,24 +58,10 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             password_expiry_utc,
         } => {
             let password = input::secret_from_stdin_or_tty("password")?;
-            let entry = GitEntry {
-                protocol: protocol.clone(),
-                host: host.clone(),
-                path: path.clone(),
-                username: username.clone(),
-                password,
-                password_expiry_utc,
-                oauth_refresh_token: None,
-                created: 0,
-                updated: 0,
-                extra: Default::default(),
-            };
-            // Compared by the git helper's own rule, so `add git` and `store` agree.
-            let key = entry.clone();
-            store.update(
-                |s| unlock::open(s, g),
-                |v| Ok(v.upsert_git(entry, |e| same_slot(e, &key))?),
-            )?;
+            let entry = GitEntry::new(&protocol, &host, &username, password)
+                .with_path(path)
+                .with_expiry(password_expiry_utc);
+            store.update(|s| unlock::open(s, g), |v| Ok(v.upsert_git(entry)?))?;
             println!("stored git credential for {protocol}://{username}@{host}");
         }
     }

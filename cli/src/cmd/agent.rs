@@ -7,7 +7,7 @@ use std::time::Duration;
 use devc_keydelivery::agent::state::Policy;
 use devc_keydelivery::agent::{self, AgentOptions};
 use devc_keydelivery::client::AgentClient;
-use devc_keydelivery::config::{self, CACHE_IDLE_TTL, CACHE_MAX_TTL, parse_duration};
+use devc_keydelivery::environment::{self, parse_duration};
 use devc_keydelivery::prompt::Tty;
 use devc_keydelivery::source::prompt_and_unwrap;
 use devc_vault::{Key, Store, VaultId};
@@ -54,9 +54,6 @@ pub struct Args {
     /// Forget the keys this long after loading them (e.g. 8h) [default: never]
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     max_ttl: Option<Duration>,
-    /// Run as the passphrase cache (started by the helpers; detached)
-    #[arg(long, hide = true)]
-    cache: bool,
     /// No log lines on stderr
     #[arg(long, short)]
     quiet: bool,
@@ -64,11 +61,6 @@ pub struct Args {
 
 /// Runs `agent`; returns only on a start-up error.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    if a.cache {
-        // The cache holds only what it is handed; DEVC_VAULT_KEY_FILE,
-        // inherited from the helper that started it, is not for it.
-        return run_agent(a, Vec::new(), Vec::new());
-    }
     // Absolute, so the re-reads on SIGHUP and after a rotate find the same
     // files whatever the working directory.
     let key_files = g
@@ -106,33 +98,19 @@ fn run_agent(
     key_files: Vec<PathBuf>,
     masters: Vec<(VaultId, devc_vault::MasterKey)>,
 ) -> CliResult {
-    let (idle_ttl, max_ttl) = if a.cache {
-        (
-            a.idle_ttl.or(Some(CACHE_IDLE_TTL)),
-            a.max_ttl.or(Some(CACHE_MAX_TTL)),
-        )
-    } else {
-        (a.idle_ttl, a.max_ttl)
-    };
     let opts = AgentOptions {
-        socket: a.socket.unwrap_or_else(|| {
-            if a.cache {
-                config::default_cache_socket()
-            } else {
-                config::default_agent_socket()
-            }
-        }),
+        socket: a.socket.unwrap_or_else(environment::default_agent_socket),
         key_files,
         masters,
         policy: Policy {
-            idle_ttl,
-            max_ttl,
+            idle_ttl: a.idle_ttl,
+            max_ttl: a.max_ttl,
             allow_vaults: a.allow_vault,
             allow_uids: a.allow_uid,
-            cache: a.cache,
+            cache: false,
         },
-        detach: a.cache,
-        log: !a.quiet && !a.cache,
+        detach: false,
+        log: !a.quiet,
     };
     match agent::run(opts) {
         Ok(never) => match never {},
@@ -155,11 +133,7 @@ pub struct SlotArgs {
 pub fn connect(socket: Option<PathBuf>) -> CliResult<AgentClient> {
     let candidates = match socket {
         Some(s) => vec![s],
-        None => {
-            devc_keydelivery::Config::from_env()
-                .map_err(CliError::Usage)?
-                .agent_sockets
-        }
+        None => devc_keydelivery::Config::load()?.agent_sockets,
     };
     let mut last = None;
     for s in &candidates {
@@ -187,20 +161,13 @@ pub fn add_slot(g: &Global, store: &Store, a: SlotArgs) -> CliResult {
             let slot = client
                 .wrap(&v.id(), a.key_id.clone(), v.master_key())
                 .map_err(agent_err)?;
-            let check = devc_keydelivery::protocol::Request::Unwrap {
-                vault: v.id().to_string(),
-                slots: devc_keydelivery::protocol::WireSlot::from_slot(&slot)
-                    .into_iter()
-                    .collect(),
-            };
-            match client.request(check).map_err(agent_err)? {
-                devc_keydelivery::protocol::Response::Master { key, .. }
-                    if devc_vault::primitives::ct_eq(&key.0, v.master_key().expose()) => {}
-                _ => {
-                    return Err(CliError::Usage(
-                        "the agent's slot does not unwrap to this vault's key; not added".into(),
-                    ));
-                }
+            let back = client
+                .unwrap_slots(&v.id(), std::slice::from_ref(&slot))
+                .map_err(agent_err)?;
+            if back != *v.master_key() {
+                return Err(CliError::Usage(
+                    "the agent's slot does not unwrap to this vault's key; not added".into(),
+                ));
             }
             Ok(v.add_slot(slot)?)
         },
@@ -210,4 +177,13 @@ pub fn add_slot(g: &Global, store: &Store, a: SlotArgs) -> CliResult {
         client.path().display()
     );
     Ok(())
+}
+
+/// Runs the passphrase cache as [`devc_keydelivery::cache::Launch`] defines it.
+pub fn run_cache(args: &[std::ffi::OsString]) -> CliResult {
+    let launch = devc_keydelivery::cache::Launch::parse(args).map_err(CliError::Usage)?;
+    match launch.run() {
+        Ok(never) => match never {},
+        Err(e) => Err(CliError::Usage(e.to_string())),
+    }
 }

@@ -79,11 +79,12 @@ fn step(n: u32, what: &str) {
 pub fn run(a: Args) -> CliResult {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Input(format!("cannot find this program: {e}")))?;
-    let tmp = std::env::temp_dir().join(format!(
-        "devc-vault-demo-{}",
-        devc_vault::hex::encode(&devc_vault::primitives::random::<4>())
-    ));
-    devc_vault::atomic::create_private_dir(&tmp)?;
+    // A fresh 0700 directory with a random name.
+    let tmp = tempfile::Builder::new()
+        .prefix("devc-vault-demo-")
+        .tempdir()
+        .map_err(|e| CliError::Input(format!("cannot create a temp directory: {e}")))?
+        .keep();
     let demo = Demo {
         exe,
         vault: tmp.join("docker").join(".credentials.enc"),
@@ -239,7 +240,7 @@ fn run_steps(d: &Demo) -> CliResult {
 
 fn copy_private(from: &Path, to: &Path) -> CliResult {
     let bytes = std::fs::read(from).map_err(|e| CliError::Input(format!("demo: {e}")))?;
-    devc_vault::atomic::create_new(to, &bytes)?;
+    devc_vault::file::create_new(to, &bytes)?;
     Ok(())
 }
 

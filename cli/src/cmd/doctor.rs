@@ -2,9 +2,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use devc_helper::docker::config::registries;
+use devc_host::docker::config as docker_config;
+use devc_host::git::config::{self as git_config, GitConfig};
 use devc_keydelivery::{Config, PromptPolicy, UnlockError, unlock_with_source};
 use devc_vault::{Store, Vault};
 use serde_json::Value;
@@ -59,7 +59,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     let vault = check_vault(g, &mut r);
     let docker_dir = a
         .docker_config
-        .unwrap_or_else(devc_vault::paths::docker_config_dir);
+        .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
     check_docker(&docker_dir, vault.as_ref(), &mut r);
     check_git(&mut r);
     for (bin, needed_by) in [
@@ -112,7 +112,7 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
             format!("group or others can read it: chmod 600 {}", path.display()),
         );
     }
-    let dir = devc_vault::atomic::parent_dir(&path);
+    let dir = devc_vault::file::parent_dir(&path);
     if mode(&dir).is_some_and(|m| m & 0o077 != 0) {
         r.warn(
             "vault",
@@ -123,10 +123,10 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
         );
     }
 
-    let mut cfg = match Config::from_env() {
+    let mut cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => {
-            r.problem("keys", e);
+            r.problem("keys", e.to_string());
             return None;
         }
     };
@@ -173,47 +173,35 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
 }
 
 fn check_docker(dir: &Path, vault: Option<&Vault>, r: &mut Report) {
-    let path = dir.join("config.json");
-    let config: serde_json::Map<String, Value> = match std::fs::read(&path) {
-        Err(_) => {
+    let path = dir.join(docker_config::CONFIG_FILE);
+    let config = match docker_config::read_config(&path) {
+        Ok(Some((_, config))) => config,
+        Ok(None) => {
             r.problem(
                 "docker",
                 format!("no {}: run `devc-vault install`", path.display()),
             );
             return;
         }
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(c) => c,
-            Err(_) => {
-                r.problem(
-                    "docker",
-                    format!(
-                        "{} is not a JSON object; fix it, then run `devc-vault install`",
-                        path.display()
-                    ),
-                );
-                return;
-            }
-        },
+        Err(why) => {
+            r.problem("docker", format!("{}: {why}", path.display()));
+            return;
+        }
     };
-    match config.get("credsStore").and_then(Value::as_str) {
-        Some("devc-encrypted") => r.ok(
+    if docker_config::uses_helper(&config) {
+        r.ok(
             "docker",
             format!("{} uses credsStore \"devc-encrypted\"", path.display()),
-        ),
-        other => r.problem(
+        );
+    } else {
+        let current = config.get("credsStore").and_then(Value::as_str);
+        r.problem(
             "docker",
-            format!("credsStore is {other:?}, not \"devc-encrypted\": run `devc-vault install`"),
-        ),
+            format!("credsStore is {current:?}, not \"devc-encrypted\": run `devc-vault install`"),
+        );
     }
     let Some(vault) = vault else { return };
-    let helpers = config.get("credHelpers").and_then(Value::as_object);
-    let missing: Vec<String> = registries(vault)
-        .into_iter()
-        .filter(|reg| {
-            helpers.and_then(|h| h.get(reg)).and_then(Value::as_str) != Some("devc-encrypted")
-        })
-        .collect();
+    let missing = docker_config::missing_cred_helpers(&config, &docker_config::registries(vault));
     if missing.is_empty() {
         r.ok(
             "docker",
@@ -231,20 +219,22 @@ fn check_docker(dir: &Path, vault: Option<&Vault>, r: &mut Report) {
 }
 
 fn check_git(r: &mut Report) {
-    let out = Command::new("git")
-        .args(["config", "--get-all", "credential.helper"])
-        .output();
-    let Ok(out) = out else {
-        r.ok("git", "git is not installed; nothing to check");
-        return;
+    let list = match GitConfig::default().effective_helpers() {
+        Ok(Some(list)) => list,
+        Ok(None) => {
+            r.ok("git", "git is not installed; nothing to check");
+            return;
+        }
+        Err(e) => {
+            r.warn(
+                "git",
+                format!("cannot read git's credential.helper list: {e}"),
+            );
+            return;
+        }
     };
-    let values: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let list = devc_helper::git::install::effective(&values);
     match list.first().map(String::as_str) {
-        Some("devc-encrypted") => r.ok(
+        Some(git_config::HELPER_NAME) => r.ok(
             "git",
             format!(
                 "credential.helper asks devc-encrypted first ({})",

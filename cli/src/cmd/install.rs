@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use devc_helper::docker::config::{self, InstallError};
+use devc_host::docker::config::{self, InstallError};
 use devc_vault::Store;
 
 use crate::Global;
@@ -26,17 +26,17 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> CliResult {
     let docker_dir = a
         .docker_config
-        .unwrap_or_else(devc_vault::paths::docker_config_dir);
+        .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
     // The vault lives in the docker config directory unless named explicitly.
     // (`--vault` also carries `DEVC_VAULT`.)
     let vault = g
         .vault
         .clone()
-        .unwrap_or_else(|| docker_dir.join(devc_vault::paths::VAULT_FILE_NAME));
+        .unwrap_or_else(|| docker_dir.join(devc_keydelivery::environment::VAULT_FILE_NAME));
     let store = Store::new(vault);
     let keys = Keys::load(g)?;
     docker(&docker_dir, &store, &keys)?;
-    let git = devc_helper::git::install::configure_git(&Default::default());
+    let git = devc_host::git::config::configure_git(&Default::default());
     println!("git: {}", git.map_err(|e| CliError::Usage(e.to_string()))?);
     Ok(())
 }

@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Runs `lock`.
 pub fn run(_g: &Global, a: Args) -> CliResult {
-    let mut cfg = Config::from_env().map_err(CliError::Usage)?;
+    let mut cfg = Config::load()?;
     if let Some(s) = a.socket {
         cfg.agent_sockets = vec![s];
     }

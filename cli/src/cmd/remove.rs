@@ -1,6 +1,6 @@
 //! `devc-vault remove docker|git`: delete credentials.
 
-use devc_vault::Store;
+use devc_vault::{GitQuery, Store};
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -40,14 +40,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             let what = format!("docker credential for {server}");
             let n = store.update(
                 |s| unlock::open(s, g),
-                |v| {
-                    nonzero(
-                        v.remove_docker(|e| {
-                            devc_helper::docker::server::matches(&server, &e.server_url).is_some()
-                        }),
-                        &what,
-                    )
-                },
+                |v| nonzero(v.remove_docker(&server), &what),
             )?;
             (what, n)
         }
@@ -61,13 +54,14 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             let n = store.update(
                 |s| unlock::open(s, g),
                 |v| {
-                    let n = v.remove_git(|e| {
-                        e.protocol == protocol
-                            && e.host == host
-                            && username.as_ref().is_none_or(|u| &e.username == u)
-                            && path.as_ref().is_none_or(|p| e.path.as_ref() == Some(p))
-                    });
-                    nonzero(n, &what)
+                    let query = GitQuery {
+                        protocol: Some(&protocol),
+                        host: Some(&host),
+                        path: path.as_deref(),
+                        username: username.as_deref(),
+                        password: None,
+                    };
+                    nonzero(v.remove_git(&query), &what)
                 },
             )?;
             (what, n)

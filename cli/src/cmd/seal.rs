@@ -3,10 +3,8 @@
 
 use std::path::PathBuf;
 
-use devc_helper::docker::seal::{self as docker_seal, Selection};
-use devc_helper::docker::server;
-use devc_helper::git::matching::same_slot;
-use devc_helper::git::seal::{self as git_seal, Query};
+use devc_host::docker::import::{self as docker_import, Selection};
+use devc_host::git::import::{self as git_import, Query};
 use devc_vault::Store;
 
 use crate::Global;
@@ -61,13 +59,14 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             registries,
             all,
         } => {
-            let dir = docker_config.unwrap_or_else(devc_vault::paths::docker_config_dir);
+            let dir =
+                docker_config.unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
             let selection = if all {
                 Selection::All
             } else {
                 Selection::Only(registries)
             };
-            let found = docker_seal::resolve(&dir, &selection)
+            let found = docker_import::resolve(&dir, &selection)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
                 return Err(CliError::Usage(format!(
@@ -84,8 +83,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                 |s| unlock::open(s, g),
                 |v| {
                     for e in entries {
-                        let url = e.server_url.clone();
-                        v.upsert_docker(e, |x| server::same_entry(&url, &x.server_url))?;
+                        v.upsert_docker(e)?;
                     }
                     Ok::<_, CliError>(())
                 },
@@ -109,13 +107,12 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                 path,
                 username,
             };
-            let entry = git_seal::fill("git", &q).map_err(CliError::Usage)?;
+            let entry = git_import::fill("git", &q).map_err(CliError::Usage)?;
             let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
             store.update(
                 |s| unlock::open(s, g),
                 |v| {
-                    let key = entry.clone();
-                    v.upsert_git(entry, |e| same_slot(e, &key))?;
+                    v.upsert_git(entry)?;
                     Ok::<_, CliError>(())
                 },
             )?;

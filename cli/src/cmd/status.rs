@@ -73,7 +73,7 @@ fn print_agent(label: &str, path: &Path, st: &StatusInfo) {
 
 /// Runs `status`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let mut cfg = Config::from_env().map_err(CliError::Usage)?;
+    let mut cfg = Config::load()?;
     if let Some(s) = a.socket {
         cfg.agent_sockets = vec![s];
     }

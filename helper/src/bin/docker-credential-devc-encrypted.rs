@@ -4,11 +4,14 @@
 
 use std::process::ExitCode;
 
-use devc_helper::docker::{Helper, raw_stdin};
+use devc_helper::docker::{Helper, Reply};
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let reply = Helper::from_env().run(&args, &mut raw_stdin());
+    let reply = match Helper::from_env() {
+        Ok(helper) => helper.run(&args, &mut devc_helper::io::stdin()),
+        Err(e) => Reply::fail(&e.to_string()),
+    };
     match reply.emit() {
         Ok(()) => ExitCode::from(reply.code),
         Err(_) => ExitCode::FAILURE,

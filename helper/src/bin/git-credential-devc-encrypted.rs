@@ -33,9 +33,9 @@ fn main() -> ExitCode {
     let code = ops::run(
         op,
         Context::from_env(),
-        std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        devc_helper::io::stdin(),
+        &mut devc_helper::io::Stdout,
+        &mut std::io::stderr(),
     );
     ExitCode::from(code)
 }

@@ -8,13 +8,13 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devc_keydelivery::{Config, UnlockError};
-use devc_vault::{DockerEntry, Error as VaultError, Store, Vault};
+use devc_keydelivery::{Config, ConfigError, UnlockError, environment};
+use devc_vault::{DockerEntry, Store, Vault};
 use zeroize::Zeroizing;
 
-use super::chain::{self, Answer};
+use super::client::{self, Answer};
 use super::protocol::{self, BIN_NAME, Credentials, NOT_FOUND, Verb};
-use super::server;
+use crate::io;
 
 /// What the helper writes and how it exits.
 pub struct Reply {
@@ -47,8 +47,8 @@ impl Reply {
     }
 
     /// Errors go to stdout, where the docker CLI reads them, with exit 1.
-    fn fail(message: &str) -> Reply {
-        let line = one_line(message);
+    pub fn fail(message: &str) -> Reply {
+        let line = io::one_line(message);
         Reply {
             stdout: Zeroizing::new(format!("{line}\n").into_bytes()),
             stderr: None,
@@ -61,46 +61,17 @@ impl Reply {
     }
 
     fn note(mut self, why: impl AsRef<str>) -> Reply {
-        self.stderr = Some(format!("{BIN_NAME}: {}", one_line(why.as_ref())));
+        self.stderr = Some(io::one_line(why.as_ref()));
         self
     }
-}
 
-impl Reply {
-    /// Writes the reply: the stderr line, then stdout straight to file
-    /// descriptor 1, so no std buffer keeps a copy of a secret.
+    /// Writes the reply: the stderr line, then stdout on the raw descriptor.
     pub fn emit(&self) -> std::io::Result<()> {
         if let Some(line) = &self.stderr {
-            let _ = writeln!(std::io::stderr(), "{line}");
+            io::diagnostic(&mut std::io::stderr(), BIN_NAME, line);
         }
-        let fd = rustix::stdio::stdout();
-        let mut rest: &[u8] = &self.stdout;
-        while !rest.is_empty() {
-            match rustix::io::write(fd, rest) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        io::Stdout.write_all(&self.stdout)
     }
-}
-
-/// Standard input without std's buffer (which would keep a copy of a
-/// secret); empty when stdin is closed.
-pub fn raw_stdin() -> Box<dyn Read> {
-    match rustix::stdio::stdin().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::fs::File::from(fd)),
-        Err(_) => Box::new(std::io::empty()),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split(['\n', '\r'])
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Where the helper finds its vault and keys.
@@ -108,52 +79,90 @@ fn one_line(s: &str) -> String {
 pub struct Helper {
     /// The vault file.
     pub vault: PathBuf,
-    /// Key-source configuration, or why it is invalid.
-    pub keys: Result<Config, String>,
+    /// Key-source configuration.
+    pub keys: Config,
     /// Deadline for a chained helper.
     pub chain_timeout: Duration,
     /// This executable, so chaining never calls it.
     pub self_exe: Option<PathBuf>,
 }
 
+/// Why a verb could not complete.
+#[derive(Debug)]
+enum VerbError {
+    /// The vault could not be opened or written.
+    Vault(UnlockError),
+    /// No entry matched.
+    NotFound,
+}
+
+impl From<UnlockError> for VerbError {
+    fn from(e: UnlockError) -> Self {
+        VerbError::Vault(e)
+    }
+}
+
+impl From<devc_vault::Error> for VerbError {
+    fn from(e: devc_vault::Error) -> Self {
+        VerbError::Vault(e.into())
+    }
+}
+
+impl std::fmt::Display for VerbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerbError::Vault(UnlockError::Vault(devc_vault::Error::Io { op, path, source }))
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                write!(
+                    f,
+                    "the vault is read-only here (cannot {op} {}: {source}); mount its directory read-write to use docker login/logout",
+                    path.display()
+                )
+            }
+            VerbError::Vault(e) => write!(f, "{e}"),
+            VerbError::NotFound => f.write_str(NOT_FOUND),
+        }
+    }
+}
+
 impl Helper {
     /// The helper as the environment configures it (`DEVC_VAULT`, `DOCKER_CONFIG`,
-    /// `DEVC_VAULT_KEY_FILE`, `DEVC_VAULT_KEY_ORDER`, ...).
-    pub fn from_env() -> Helper {
-        Helper {
-            vault: devc_vault::paths::vault_path(),
-            keys: Config::from_env().map_err(|e| e.to_string()),
-            chain_timeout: chain::DEFAULT_TIMEOUT,
+    /// `DEVC_VAULT_KEY_FILE`, `DEVC_VAULT_KEY_ORDER`, the config file, ...).
+    pub fn from_env() -> Result<Helper, ConfigError> {
+        Ok(Helper {
+            vault: environment::vault_path(),
+            keys: Config::load()?,
+            chain_timeout: client::DEFAULT_TIMEOUT,
             self_exe: std::env::current_exe().ok(),
-        }
+        })
     }
 
     /// Runs the verb in `args` (argv without the program name) with `stdin`.
     pub fn run(&self, args: &[OsString], stdin: &mut dyn Read) -> Reply {
-        let [verb] = args else {
-            return Reply::fail(&protocol::usage());
+        let verb = match parse_verb(args) {
+            Ok(v) => v,
+            Err(reply) => return reply,
         };
-        let verb_text = verb.to_string_lossy();
-        let Some(verb) = Verb::parse(&verb_text) else {
-            return Reply::fail(&protocol::unknown_verb(&verb_text));
+        let input = match verb {
+            Verb::Version => {
+                return Reply::ok(Zeroizing::new(protocol::version_line().into_bytes()));
+            }
+            Verb::Help => return Reply::ok(Zeroizing::new(protocol::help().into_bytes())),
+            // `list` never reads stdin: docker-py passes none, and the CLI passes junk.
+            Verb::List => return self.list(),
+            Verb::Get | Verb::Store | Verb::Erase => match io::read_input(stdin) {
+                Ok(input) => input,
+                Err(e) => return Reply::fail(&e.to_string()),
+            },
         };
         match verb {
-            Verb::Version => Reply::ok(Zeroizing::new(protocol::version_line().into_bytes())),
-            Verb::Help => Reply::ok(Zeroizing::new(protocol::help().into_bytes())),
-            // `list` never reads stdin: docker-py passes none, and the CLI passes junk.
-            Verb::List => self.list(),
-            Verb::Get => match protocol::read_input(stdin) {
-                Ok(input) => self.get(&input),
-                Err(e) => Reply::fail(&e.to_string()),
-            },
-            Verb::Store => match protocol::read_input(stdin) {
-                Ok(input) => self.store(&input),
-                Err(e) => Reply::fail(&e.to_string()),
-            },
-            Verb::Erase => match protocol::read_input(stdin) {
-                Ok(input) => self.erase(&input),
-                Err(e) => Reply::fail(&e.to_string()),
-            },
+            Verb::Get => self.get(&input),
+            Verb::Store => self.store(&input),
+            _ => self.erase(&input),
         }
     }
 
@@ -161,14 +170,8 @@ impl Helper {
         Store::new(&self.vault)
     }
 
-    fn unlock(&self, sealed: &devc_vault::SealedVault) -> Result<Vault, OpError> {
-        let cfg = self.keys.as_ref().map_err(|e| OpError::Config(e.clone()))?;
-        devc_keydelivery::unlock(sealed, cfg).map_err(OpError::from)
-    }
-
-    fn open(&self) -> Result<Vault, OpError> {
-        let sealed = self.store_handle().read()?;
-        self.unlock(&sealed)
+    fn unlock(&self, sealed: &devc_vault::SealedVault) -> Result<Vault, UnlockError> {
+        devc_keydelivery::unlock(sealed, &self.keys)
     }
 
     fn get(&self, input: &[u8]) -> Reply {
@@ -176,15 +179,9 @@ impl Helper {
             Ok(u) => u,
             Err(e) => return Reply::fail(&e.to_string()),
         };
-        let previous = match self.open() {
+        let previous = match devc_keydelivery::open(&self.store_handle(), &self.keys) {
             Ok(vault) => {
-                let entries = vault.docker();
-                let found = server::best_match(
-                    &url,
-                    entries.iter().map(|e| (e.server_url.as_str(), e.updated)),
-                );
-                if let Some(i) = found {
-                    let e = &entries[i];
+                if let Some(e) = vault.find_docker(&url) {
                     return Reply::ok(protocol::encode_credentials(&Credentials {
                         server_url: url,
                         username: e.username.clone(),
@@ -195,7 +192,7 @@ impl Helper {
                 // The vault (and every secret in it) is dropped here, before any chained helper runs.
             }
             // No vault or no key: answer not-found so public images still pull.
-            Err(e) if e.is_unavailable() => {
+            Err(e) if e.is_miss() => {
                 return Reply::not_found().note(format!("{e}; answering not found"));
             }
             Err(e) => return Reply::fail(&e.to_string()),
@@ -203,7 +200,7 @@ impl Helper {
         let Some(previous) = previous else {
             return Reply::not_found();
         };
-        match chain::get(
+        match client::get(
             &previous,
             &url,
             self.chain_timeout,
@@ -216,10 +213,10 @@ impl Helper {
     }
 
     fn list(&self) -> Reply {
-        let vault = match self.open() {
+        let vault = match devc_keydelivery::open(&self.store_handle(), &self.keys) {
             Ok(v) => v,
             // docker build lists before it gets: an empty list keeps it working.
-            Err(e) if e.is_unavailable() => {
+            Err(e) if e.is_miss() => {
                 return Reply::ok(Zeroizing::new(protocol::encode_list(&BTreeMap::new())))
                     .note(format!("{e}; listing nothing"));
             }
@@ -238,25 +235,13 @@ impl Helper {
             Ok(c) => c,
             Err(e) => return Reply::fail(&e.to_string()),
         };
-        let entry = DockerEntry {
-            server_url: creds.server_url,
-            username: creds.username,
-            secret: creds.secret,
-            created: 0,
-            updated: 0,
-            extra: Default::default(),
-        };
-        let url = entry.server_url.clone();
+        let entry = DockerEntry::new(creds.server_url, creds.username, creds.secret);
         let result = self.store_handle().update(
-            |sealed| self.unlock(sealed),
-            |vault| {
-                vault
-                    .upsert_docker(entry, |e| server::same_entry(&url, &e.server_url))
-                    .map_err(OpError::from)
-            },
+            |sealed| self.unlock(sealed).map_err(VerbError::from),
+            |vault| vault.upsert_docker(entry).map_err(VerbError::from),
         );
         match result {
-            Ok(()) => Reply::ok(Zeroizing::new(Vec::new())),
+            Ok(_) => Reply::ok(Zeroizing::new(Vec::new())),
             Err(e) => Reply::fail(&format!("cannot store credentials: {e}")),
         }
     }
@@ -270,82 +255,27 @@ impl Helper {
             Err(e) => return Reply::fail(&e.to_string()),
         };
         let result = self.store_handle().update(
-            |sealed| self.unlock(sealed),
-            |vault| match vault.remove_docker(|e| server::matches(&url, &e.server_url).is_some()) {
-                0 => Err(OpError::NotFound),
+            |sealed| self.unlock(sealed).map_err(VerbError::from),
+            |vault| match vault.remove_docker(&url) {
+                0 => Err(VerbError::NotFound),
                 n => Ok(n),
             },
         );
         match result {
             Ok(_) => Reply::ok(Zeroizing::new(Vec::new())),
-            Err(OpError::NotFound) => Reply::not_found(),
+            Err(VerbError::NotFound) => Reply::not_found(),
             Err(e) => Reply::fail(&format!("cannot erase credentials: {e}")),
         }
     }
 }
 
-/// Why a verb could not use the vault.
-#[derive(Debug)]
-enum OpError {
-    /// `DEVC_VAULT_KEY_ORDER` (or similar) is invalid.
-    Config(String),
-    /// No key source opened the vault.
-    NoKey(UnlockError),
-    /// The vault refused: missing, damaged, read-only, ...
-    Vault(VaultError),
-    /// No entry matched.
-    NotFound,
-}
-
-impl OpError {
-    /// No vault, or no usable key: the states in which `get` and `list`
-    /// answer "nothing here" instead of failing.
-    fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            OpError::Config(_)
-                | OpError::NoKey(_)
-                | OpError::Vault(VaultError::VaultNotFound { .. })
-        )
-    }
-}
-
-impl From<VaultError> for OpError {
-    fn from(e: VaultError) -> Self {
-        OpError::Vault(e)
-    }
-}
-
-impl From<UnlockError> for OpError {
-    fn from(e: UnlockError) -> Self {
-        match e {
-            UnlockError::Vault(v) => OpError::Vault(v),
-            other => OpError::NoKey(other),
-        }
-    }
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpError::Config(e) => f.write_str(e),
-            OpError::NoKey(e) => write!(f, "{e}"),
-            OpError::Vault(VaultError::Io { op, path, source })
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                write!(
-                    f,
-                    "the vault is read-only here (cannot {op} {}: {source}); mount its directory read-write to use docker login/logout",
-                    path.display()
-                )
-            }
-            OpError::Vault(e) => write!(f, "{e}"),
-            OpError::NotFound => f.write_str(NOT_FOUND),
-        }
-    }
+/// The verb, or the reply to bad arguments (usage, unknown verb).
+fn parse_verb(args: &[OsString]) -> Result<Verb, Reply> {
+    let [verb] = args else {
+        return Err(Reply::fail(&protocol::usage()));
+    };
+    let verb_text = verb.to_string_lossy();
+    Verb::parse(&verb_text).ok_or_else(|| Reply::fail(&protocol::unknown_verb(&verb_text)))
 }
 
 #[cfg(test)]
@@ -379,7 +309,7 @@ mod tests {
         Store::new(&vault_path).create(&v).expect("create vault");
         let helper = Helper {
             vault: vault_path,
-            keys: Ok(file_only(key_path)),
+            keys: file_only(key_path),
             chain_timeout: Duration::from_secs(3),
             self_exe: None,
         };
@@ -486,7 +416,7 @@ mod tests {
             "{out}"
         );
         // Oversized input is refused before it is parsed.
-        let big = " ".repeat(protocol::MAX_INPUT + 1);
+        let big = " ".repeat(crate::io::MAX_INPUT + 1);
         assert_eq!(call(h, "get", &big).2, 1);
     }
 
@@ -544,7 +474,7 @@ mod tests {
         let f = fixture();
         store(&f.helper, "host:1", "u", "s");
         let h = Helper {
-            keys: Ok(file_only(PathBuf::from("/nonexistent/key"))),
+            keys: file_only(PathBuf::from("/nonexistent/key")),
             vault: f.helper.vault.clone(),
             chain_timeout: Duration::from_secs(1),
             self_exe: None,

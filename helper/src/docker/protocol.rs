@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 
 use devc_vault::Secret;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -24,8 +23,6 @@ pub const MISSING_SERVER_URL: &str = "no credentials server URL";
 pub const MISSING_USERNAME: &str = "no credentials username";
 /// The user name that marks `Secret` as an identity token.
 pub const TOKEN_USERNAME: &str = "<token>";
-/// The most stdin a verb reads; larger input is refused before parsing.
-pub const MAX_INPUT: usize = 1024 * 1024;
 
 /// One of the helper's verbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,10 +95,6 @@ pub fn version_line() -> String {
 /// Why a request could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum InputError {
-    /// Stdin holds more than [`MAX_INPUT`] bytes.
-    TooLarge,
-    /// Reading stdin failed.
-    Read(String),
     /// The input is not UTF-8.
     NotUtf8,
     /// The `store` input is not a JSON credentials object (why, never the value).
@@ -115,8 +108,6 @@ pub enum InputError {
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputError::TooLarge => write!(f, "input is larger than {MAX_INPUT} bytes"),
-            InputError::Read(e) => write!(f, "cannot read stdin: {e}"),
             InputError::NotUtf8 => f.write_str("input is not valid UTF-8"),
             InputError::Json(why) => write!(f, "invalid credentials JSON: {why}"),
             InputError::MissingServerUrl => f.write_str(MISSING_SERVER_URL),
@@ -126,34 +117,6 @@ impl fmt::Display for InputError {
 }
 
 impl std::error::Error for InputError {}
-
-/// Reads all of `input` into a wiped-on-drop buffer, refusing more than [`MAX_INPUT`] bytes.
-///
-/// The buffer is grown by hand, never by `Vec`'s reallocation, so that no
-/// freed copy of a secret is left behind in the heap.
-pub fn read_input(input: &mut dyn Read) -> Result<Zeroizing<Vec<u8>>, InputError> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
-    let mut chunk = Zeroizing::new([0u8; 4096]);
-    loop {
-        let n = match input.read(&mut chunk[..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(InputError::Read(e.to_string())),
-        };
-        if buf.len() + n > MAX_INPUT {
-            return Err(InputError::TooLarge);
-        }
-        if buf.len() + n > buf.capacity() {
-            let mut bigger =
-                Zeroizing::new(Vec::with_capacity((buf.capacity() * 2).max(buf.len() + n)));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(buf)
-}
 
 /// Parses a `get` / `erase` request: lines joined without their line breaks
 /// (as Go's `bufio.Scanner` does), then surrounding whitespace trimmed.
@@ -473,7 +436,9 @@ mod tests {
             b"\xc3\xa9",
             b"<token>",
         ];
-        for pieces in crate::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 12, PIECES) {
+        for pieces in
+            devc_vault_tests::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 12, PIECES)
+        {
             let input = pieces.concat();
             let _ = parse_server_url(&input);
             if let Ok(c) = parse_credentials(&input) {
@@ -482,14 +447,6 @@ mod tests {
                 assert_eq!(v["Secret"].as_str(), Some(c.secret.expose()));
             }
         }
-    }
-
-    #[test]
-    fn input_is_capped() {
-        let big = vec![b' '; MAX_INPUT + 1];
-        assert_eq!(read_input(&mut &big[..]), Err(InputError::TooLarge));
-        let ok = vec![b' '; MAX_INPUT];
-        assert_eq!(read_input(&mut &ok[..]).map(|b| b.len()), Ok(MAX_INPUT));
     }
 
     #[test]

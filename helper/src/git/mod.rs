@@ -15,8 +15,5 @@
 //! The `cert` protocol (client-certificate passphrases, keyed by path with
 //! no host) is not served: `get` and `erase` need both protocol and host.
 
-pub mod install;
-pub mod matching;
 pub mod ops;
 pub mod protocol;
-pub mod seal;

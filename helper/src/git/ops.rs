@@ -8,19 +8,15 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
-use devc_keydelivery::{Config, PromptPolicy, UnlockError};
-use devc_vault::{GitEntry, SealedVault, Store, Vault};
+use devc_keydelivery::{Config, PromptPolicy, UnlockError, environment};
+use devc_vault::{GitEntry, Store, Upsert, Vault};
 
-use super::matching;
 use super::protocol::{self, Operation, ParseError, Request, Response, WriteError};
+use crate::io;
 
 /// The program name used in diagnostics.
 pub const PROGRAM: &str = "git-credential-devc-encrypted";
-
-/// Environment variable that turns on diagnostics for expected misses.
-pub const ENV_DEBUG: &str = "DEVC_VAULT_DEBUG";
 
 /// Everything an operation needs besides its request.
 #[derive(Clone, Debug)]
@@ -40,35 +36,24 @@ impl Context {
     /// sources as every devc-vault binary resolves them, `DEVC_VAULT_DEBUG`,
     /// and git's `GIT_TERMINAL_PROMPT` (when git may not prompt, neither
     /// may a passphrase source).
-    pub fn from_env() -> Result<Context, String> {
-        let mut keys = Config::from_env()?;
+    pub fn from_env() -> Result<Context, UnlockError> {
+        let mut keys = Config::load()?;
         if !prompt_allowed(std::env::var("GIT_TERMINAL_PROMPT").ok().as_deref()) {
             keys.prompt = PromptPolicy::Never;
         }
         Ok(Context {
-            store: Store::new(devc_vault::paths::vault_path()),
+            store: Store::new(environment::vault_path()),
             keys,
-            now: devc_vault::vault::now(),
-            debug: std::env::var(ENV_DEBUG).is_ok_and(|v| is_true(&v)),
+            now: devc_vault::now(),
+            debug: environment::debug(),
         })
     }
-}
-
-/// git's boolean spellings for "true" (`git config --type=bool`).
-fn is_true(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
 /// Whether a passphrase prompt is allowed given `GIT_TERMINAL_PROMPT`:
 /// git's own prompts honour it, and a helper must not prompt where git would not.
 pub fn prompt_allowed(git_terminal_prompt: Option<&str>) -> bool {
-    match git_terminal_prompt {
-        None => true,
-        Some(v) => !matches!(
-            v.to_ascii_lowercase().as_str(),
-            "0" | "false" | "no" | "off"
-        ),
-    }
+    !git_terminal_prompt.is_some_and(environment::is_false)
 }
 
 /// Why an operation did not complete. Messages never contain secrets.
@@ -79,18 +64,14 @@ pub enum OpError {
     Input(ParseError),
     /// The answer could not be written.
     Output(WriteError),
-    /// There is no vault file (expected before `devc-vault init`/mount).
-    NoVault(PathBuf),
-    /// No key source could open the vault (expected without a key).
-    NoKey(UnlockError),
-    /// The vault is damaged, tampered, or could not be written.
-    Vault(devc_vault::Error),
+    /// The vault could not be opened or written.
+    Vault(UnlockError),
 }
 
 impl OpError {
-    /// Expected misses, reported only in debug mode.
+    /// Expected misses (no vault, no key), reported only in debug mode.
     pub fn is_quiet(&self) -> bool {
-        matches!(self, OpError::NoVault(_) | OpError::NoKey(_))
+        matches!(self, OpError::Vault(e) if e.is_miss())
     }
 }
 
@@ -99,8 +80,6 @@ impl fmt::Display for OpError {
         match self {
             OpError::Input(e) => write!(f, "invalid request: {e}"),
             OpError::Output(e) => write!(f, "{e}"),
-            OpError::NoVault(p) => write!(f, "no vault at {}", p.display()),
-            OpError::NoKey(e) => write!(f, "{e}"),
             OpError::Vault(e) => write!(f, "{e}"),
         }
     }
@@ -110,89 +89,39 @@ impl std::error::Error for OpError {}
 
 impl From<devc_vault::Error> for OpError {
     fn from(e: devc_vault::Error) -> Self {
-        match e {
-            devc_vault::Error::VaultNotFound { path } => OpError::NoVault(path),
-            other => OpError::Vault(other),
-        }
+        OpError::Vault(e.into())
     }
 }
 
 impl From<UnlockError> for OpError {
     fn from(e: UnlockError) -> Self {
-        match e {
-            UnlockError::Vault(v) => v.into(),
-            no_key => OpError::NoKey(no_key),
-        }
+        OpError::Vault(e)
     }
 }
 
-/// Inside `Store::update`: either a real error, or "nothing to change",
-/// which aborts the update so that an unchanged vault is not rewritten
-/// (git calls `store` after every successful fetch, and a mounted vault
-/// may be read-only).
-enum UpdateError {
-    Op(OpError),
-    Unchanged,
-}
-
-impl From<devc_vault::Error> for UpdateError {
-    fn from(e: devc_vault::Error) -> Self {
-        UpdateError::Op(e.into())
-    }
-}
-
-fn unlock(ctx: &Context, sealed: &SealedVault) -> Result<Vault, OpError> {
+fn unlock(ctx: &Context, sealed: &devc_vault::SealedVault) -> Result<Vault, OpError> {
     Ok(devc_keydelivery::unlock(sealed, &ctx.keys)?)
-}
-
-/// Runs `modify` under the vault's write lock; `Ok(None)` when it reported
-/// nothing to change and nothing was written.
-fn update<T>(
-    ctx: &Context,
-    modify: impl FnOnce(&mut Vault) -> Result<T, UpdateError>,
-) -> Result<Option<T>, OpError> {
-    // Checked first so that a missing vault stays a quiet miss instead of an
-    // I/O error from creating the lock file beside it.
-    if !ctx.store.path().exists() {
-        return Err(OpError::NoVault(ctx.store.path().to_path_buf()));
-    }
-    let result = ctx.store.update(
-        |sealed| unlock(ctx, sealed).map_err(UpdateError::Op),
-        modify,
-    );
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(UpdateError::Unchanged) => Ok(None),
-        Err(UpdateError::Op(e)) => Err(e),
-    }
 }
 
 /// `get`: the newest unexpired entry matching the request, if any.
 pub fn get(ctx: &Context, req: &Request) -> Result<Option<Response>, OpError> {
-    if !matching::is_scoped(req) {
+    if !req.query().is_scoped() {
         return Ok(None);
     }
-    let sealed = ctx.store.read()?;
-    let vault = unlock(ctx, &sealed)?;
-    Ok(
-        matching::select(vault.git(), req, ctx.now).map(|e| Response {
-            username: e.username.clone(),
-            password: e.password.clone(),
-            password_expiry_utc: e.password_expiry_utc,
-            oauth_refresh_token: e.oauth_refresh_token.clone(),
-        }),
-    )
+    let vault = devc_keydelivery::open(&ctx.store, &ctx.keys)?;
+    Ok(vault.find_git(&req.query(), ctx.now).map(|e| Response {
+        username: e.username.clone(),
+        password: e.password.clone(),
+        password_expiry_utc: e.password_expiry_utc,
+        oauth_refresh_token: e.oauth_refresh_token.clone(),
+    }))
 }
 
 /// What `store` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
-    /// A new entry was added.
-    Added,
-    /// An entry with the same protocol, host, path and username was replaced.
-    Replaced,
-    /// The same credential was already stored; nothing was written.
-    Unchanged,
+    /// What the vault did with the credential (`Unchanged`: nothing was written).
+    Upsert(Upsert),
     /// The request lacked what an entry needs; nothing was written.
     Ignored(&'static str),
 }
@@ -211,58 +140,25 @@ pub fn store(ctx: &Context, req: &Request) -> Result<Stored, OpError> {
     let (Some(username), Some(password)) = (&req.username, &req.password) else {
         return Ok(Stored::Ignored("no username or password"));
     };
-    let entry = GitEntry {
-        protocol: protocol.clone(),
-        host: host.clone(),
-        path: req.path.clone(),
-        username: username.clone(),
-        password: password.clone(),
-        password_expiry_utc: req.password_expiry_utc,
-        oauth_refresh_token: req.oauth_refresh_token.clone(),
-        created: 0,
-        updated: 0,
-        extra: Default::default(),
-    };
-    // upsert_git takes the entry by value; the probe identifies its slot.
-    let probe = entry.clone();
-    let outcome = update(ctx, |vault| {
-        let existing = vault.git().iter().find(|e| matching::same_slot(e, &probe));
-        let identical = existing.is_some_and(|e| {
-            e.password == entry.password
-                && e.password_expiry_utc == entry.password_expiry_utc
-                && e.oauth_refresh_token == entry.oauth_refresh_token
-        });
-        if identical {
-            return Err(UpdateError::Unchanged);
-        }
-        let replaced = existing.is_some();
-        vault
-            .upsert_git(entry, |e| matching::same_slot(e, &probe))
-            .map_err(|e| UpdateError::Op(e.into()))?;
-        Ok(if replaced {
-            Stored::Replaced
-        } else {
-            Stored::Added
-        })
-    })?;
-    Ok(outcome.unwrap_or(Stored::Unchanged))
+    let entry = GitEntry::new(protocol, host, username, password.clone())
+        .with_path(req.path.clone())
+        .with_expiry(req.password_expiry_utc)
+        .with_refresh_token(req.oauth_refresh_token.clone());
+    let done = ctx.store.update(
+        |s| unlock(ctx, s),
+        |v| Ok::<_, OpError>(v.upsert_git(entry)?),
+    )?;
+    Ok(Stored::Upsert(done))
 }
 
 /// `erase`: removes every entry matching the request, including its
 /// password when one is given. Returns how many were removed.
 pub fn erase(ctx: &Context, req: &Request) -> Result<usize, OpError> {
-    if !matching::is_scoped(req) {
+    if !req.query().is_scoped() {
         return Ok(0);
     }
-    let removed = update(ctx, |vault| {
-        let n = vault.remove_git(|e| matching::matches(e, req, true));
-        if n == 0 {
-            Err(UpdateError::Unchanged)
-        } else {
-            Ok(n)
-        }
-    })?;
-    Ok(removed.unwrap_or(0))
+    ctx.store
+        .update(|s| unlock(ctx, s), |v| Ok(v.remove_git(&req.query())))
 }
 
 /// Runs one helper invocation: reads the request from `input`, answers
@@ -270,10 +166,10 @@ pub fn erase(ctx: &Context, req: &Request) -> Result<usize, OpError> {
 /// Returns the process exit status.
 pub fn run(
     op: Operation,
-    ctx: Result<Context, String>,
+    ctx: Result<Context, UnlockError>,
     input: impl Read,
     out: &mut impl Write,
-    diag: &mut impl Write,
+    diag: &mut dyn Write,
 ) -> u8 {
     if op == Operation::Unknown {
         // git: "If a helper receives any other operation, it should silently
@@ -283,7 +179,7 @@ pub fn run(
     let ctx = match ctx {
         Ok(ctx) => ctx,
         Err(e) => {
-            let _ = writeln!(diag, "{PROGRAM}: {}: {e}", op.name());
+            io::diagnostic(diag, PROGRAM, &format!("{}: {e}", op.name()));
             return 1;
         }
     };
@@ -293,13 +189,13 @@ pub fn run(
     match result {
         Ok(note) => {
             if ctx.debug {
-                let _ = writeln!(diag, "{PROGRAM}: {}: {note}", op.name());
+                io::diagnostic(diag, PROGRAM, &format!("{}: {note}", op.name()));
             }
             0
         }
         Err(e) => {
             if !e.is_quiet() || ctx.debug {
-                let _ = writeln!(diag, "{PROGRAM}: {}: {e}", op.name());
+                io::diagnostic(diag, PROGRAM, &format!("{}: {e}", op.name()));
             }
             // A miss is a normal answer; git goes on to its next helper either way.
             if e.is_quiet() { 0 } else { 1 }
@@ -324,9 +220,11 @@ fn perform(
             None => format!("no stored credential for {target}"),
         },
         Operation::Store => match store(ctx, req)? {
-            Stored::Added => format!("stored a credential for {target}"),
-            Stored::Replaced => format!("replaced the credential for {target}"),
-            Stored::Unchanged => format!("the credential for {target} is already stored"),
+            Stored::Upsert(Upsert::Added) => format!("stored a credential for {target}"),
+            Stored::Upsert(Upsert::Replaced) => format!("replaced the credential for {target}"),
+            Stored::Upsert(Upsert::Unchanged) => {
+                format!("the credential for {target} is already stored")
+            }
             Stored::Ignored(why) => format!("nothing stored ({why})"),
         },
         Operation::Erase => format!("erased {} credential(s) for {target}", erase(ctx, req)?),
@@ -501,7 +399,10 @@ mod tests {
         ok(&ctx, "store", req);
         let before = std::fs::read(ctx.store.path()).expect("read");
         let r = protocol::parse_request(req.as_bytes()).expect("parse");
-        assert_eq!(store(&ctx, &r).expect("store"), Stored::Unchanged);
+        assert_eq!(
+            store(&ctx, &r).expect("store"),
+            Stored::Upsert(Upsert::Unchanged)
+        );
         let other = protocol::parse_request(b"protocol=https\nhost=other\n").expect("parse");
         assert_eq!(erase(&ctx, &other).expect("erase"), 0);
         // Every seal uses a fresh salt, so equal bytes mean no write happened.
@@ -610,7 +511,7 @@ mod tests {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run(
             Operation::Unknown,
-            Err("broken config".into()),
+            Err(UnlockError::NoVault("/nowhere".into())),
             &b""[..],
             &mut out,
             &mut err,

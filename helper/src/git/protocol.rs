@@ -13,10 +13,8 @@ use std::io::{self, Read, Write};
 use devc_vault::Secret;
 use zeroize::Zeroizing;
 
-/// Largest input accepted on stdin (1 MiB). git's requests are a few
-/// hundred bytes; `wwwauth[]` headers can add a few KiB. Anything larger
-/// is refused before parsing, so input size never drives an allocation.
-pub const MAX_INPUT: usize = 1 << 20;
+use crate::io::MAX_INPUT;
+use devc_vault::{ReadCappedError, read_capped};
 
 /// The operation git asked for (the helper's last argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +74,20 @@ pub struct Request {
     pub oauth_refresh_token: Option<Secret>,
 }
 
+impl Request {
+    /// The request as a vault query: the attributes git gave, compared by
+    /// the vault's (that is, git's) matching rules.
+    pub fn query(&self) -> devc_vault::GitQuery<'_> {
+        devc_vault::GitQuery {
+            protocol: self.protocol.as_deref(),
+            host: self.host.as_deref(),
+            path: self.path.as_deref(),
+            username: self.username.as_deref(),
+            password: self.password.as_ref().map(Secret::expose),
+        }
+    }
+}
+
 /// Why a request could not be read. Messages name keys, never values.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -117,16 +129,14 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Reads at most [`MAX_INPUT`] bytes from `input` and parses them.
+/// Reads at most [`MAX_INPUT`] bytes (and one more, to tell a request that
+/// reaches the cap from one cut short by it) from `input` and parses them.
 pub fn read_request(input: impl Read) -> Result<Request, ParseError> {
-    // Allocated once at full size: a growing Vec would reallocate and leave
-    // unwiped copies of the secrets it held behind in freed memory.
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_INPUT + 1));
-    input
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(ParseError::Io)?;
-    parse_request(&buf)
+    match read_capped(&mut input.take(MAX_INPUT as u64 + 1), MAX_INPUT + 1) {
+        Ok(buf) => parse_request(&buf),
+        Err(ReadCappedError::TooLarge) => Err(ParseError::TooLarge),
+        Err(ReadCappedError::Io(e)) => Err(ParseError::Io(e)),
+    }
 }
 
 /// Parses a request from bytes; input after the first blank line is ignored.
@@ -429,7 +439,9 @@ mod tests {
             b"9",
             b"\r\n",
         ];
-        for pieces in crate::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 40, &PIECES) {
+        for pieces in
+            devc_vault_tests::random_input::inputs(0x9e37_79b9_7f4a_7c15, 20_000, 40, &PIECES)
+        {
             let input = pieces.concat();
             if let Ok(req) = parse_request(&input) {
                 let resp = Response {

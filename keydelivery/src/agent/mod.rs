@@ -156,7 +156,7 @@ pub fn run(opts: AgentOptions) -> Result<std::convert::Infallible, AgentStartErr
         // a helper-spawned child does not; either way, carry on.
         let _ = rustix::process::setsid();
     }
-    let own_uid = crate::config::uid();
+    let own_uid = crate::environment::uid();
     let mut owners = vec![own_uid];
     owners.extend(&opts.policy.allow_uids);
     // With other uids allowed, the socket file itself must let them

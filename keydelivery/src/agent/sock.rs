@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     fn me() -> u32 {
-        crate::config::uid()
+        crate::environment::uid()
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use devc_vault::store::pending_key_path;
-use devc_vault::{KeySecret, MasterKey, Slot, SlotId, SlotKind, VaultId, keyfile};
+use devc_vault::{
+    KeySecret, MasterKey, Slot, SlotId, SlotKind, VaultId, keyfile, pending_key_path,
+};
 
 use crate::protocol::{ErrorCode, KeyInfo, Response, StatusInfo, VERSION};
 

@@ -2,7 +2,10 @@
 //! infrastructure tests run inside containers:
 //! `devc-test-probe ids` prints `uid=U gid=G` (from /proc/self/status);
 //! `devc-test-probe connect SOCKET MESSAGE` sends MESSAGE and a newline to a
-//! unix socket, closes its write side and prints the reply.
+//! unix socket, closes its write side and prints the reply;
+//! `devc-test-probe listen SOCKET LOG` plays a fake agent: it serves SOCKET
+//! forever, appending every byte any client sends to LOG and answering
+//! nothing (the attacker's recorder in the trust-boundary tests).
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -19,7 +22,10 @@ fn main() -> ExitCode {
     {
         ["ids"] => ids(),
         ["connect", sock, msg] => connect(sock, msg),
-        _ => Err("usage: devc-test-probe ids | connect SOCKET MESSAGE".to_owned()),
+        ["listen", sock, log] => listen(sock, log),
+        _ => Err(
+            "usage: devc-test-probe ids | connect SOCKET MESSAGE | listen SOCKET LOG".to_owned(),
+        ),
     };
     match result {
         Ok(out) => {
@@ -55,4 +61,30 @@ fn connect(sock: &str, msg: &str) -> Result<String, String> {
     let mut reply = String::new();
     s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
     Ok(reply.trim_end().to_owned())
+}
+
+fn listen(sock: &str, log: &str) -> Result<String, String> {
+    let listener =
+        std::os::unix::net::UnixListener::bind(sock).map_err(|e| format!("bind {sock}: {e}"))?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let log = log.to_owned();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .and_then(|mut f| f.write_all(&buf[..n]));
+                if appended.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(String::new())
 }

@@ -1,22 +1,20 @@
-//! Chaining: when the vault has no credential for a registry, ask the helper
-//! the container used before `devc-vault install` (its `credsStore`), with a
-//! deadline, and never ourselves.
+//! Asking another docker credential helper (`docker-credential-<name>`), as
+//! the docker CLI does, with a deadline and never ourselves: the helper's
+//! chaining to the container's previous `credsStore`, and importing the
+//! host's credentials.
 
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::protocol::{self, Credentials, HELPER_NAME, MAX_INPUT, NOT_FOUND};
+use devc_keydelivery::child::{self, ChildError};
+use devc_keydelivery::environment;
+
+use super::protocol::{self, Credentials, HELPER_NAME, NOT_FOUND};
+use crate::io::MAX_INPUT;
 
 /// How long a chained helper may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Set in a chained helper's environment; a helper that sees it does not
-/// chain again, so two helpers pointing at each other cannot loop.
-pub const ENV_CHAINED: &str = "DEVC_VAULT_DOCKER_CHAINED";
 
 /// What the previous helper said.
 #[derive(Debug)]
@@ -67,7 +65,7 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 /// Runs `docker-credential-<name> get` with `server_url` on stdin, killing it
 /// (and anything it started in its process group) after `timeout`.
 pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Path>) -> Answer {
-    if std::env::var_os(ENV_CHAINED).is_some() {
+    if environment::docker_chained() {
         return Answer::NotFound;
     }
     let path = match resolve(name, self_exe) {
@@ -78,76 +76,24 @@ pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Pa
         Err(why) => return Answer::Failed(why),
     };
     let program = format!("docker-credential-{name}");
-    let deadline = Instant::now() + timeout;
     // The path checked above is the one run.
-    let mut child = match Command::new(&path)
-        .arg("get")
-        .env(ENV_CHAINED, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return Answer::Failed(format!("cannot run {program}: {e}")),
+    let mut cmd = Command::new(&path);
+    cmd.arg("get")
+        .env(environment::ENV_DOCKER_CHAINED, "1")
+        .stderr(Stdio::null());
+    let out = match child::run(cmd, Some(server_url.as_bytes()), MAX_INPUT, timeout) {
+        Ok(out) => out,
+        Err(ChildError::Spawn(e)) => return Answer::Failed(format!("cannot run {program}: {e}")),
+        Err(e) => return Answer::Failed(format!("{program} {e}")),
     };
-    let pid = rustix::process::Pid::from_child(&child);
-    let kill = || {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    };
-
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = server_url.to_owned();
-        // A helper that exits without reading gives EPIPE: not our problem.
-        thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-    }
-    let (out_tx, out_rx) = mpsc::channel();
-    if let Some(mut stdout) = child.stdout.take() {
-        thread::spawn(move || {
-            // Capped, and grown without leaving freed copies of the answer.
-            let _ = out_tx.send(protocol::read_input(&mut stdout));
-        });
-    }
-    let (status_tx, status_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = status_tx.send(child.wait());
-    });
-
-    let left = || deadline.saturating_duration_since(Instant::now());
-    let output = match out_rx.recv_timeout(left()) {
-        Ok(Ok(buf)) => buf,
-        Ok(Err(protocol::InputError::TooLarge)) => {
-            kill();
-            return Answer::Failed(format!("{program} answered more than {MAX_INPUT} bytes"));
-        }
-        Ok(Err(e)) => {
-            kill();
-            return Answer::Failed(format!("reading {program}'s answer failed: {e}"));
-        }
-        Err(_) => {
-            kill();
-            return Answer::Failed(format!("{program} did not answer within {timeout:?}"));
-        }
-    };
-    let status = match status_rx.recv_timeout(left()) {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Answer::Failed(format!("waiting for {program} failed: {e}")),
-        Err(_) => {
-            kill();
-            return Answer::Failed(format!("{program} did not exit within {timeout:?}"));
-        }
-    };
-    if !status.success() {
-        let text = String::from_utf8_lossy(&output);
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
         if text.trim() == NOT_FOUND {
             return Answer::NotFound;
         }
-        return Answer::Failed(format!("{program} get failed ({status})"));
+        return Answer::Failed(format!("{program} get failed ({})", out.status));
     }
-    match protocol::parse_credentials(&output) {
+    match protocol::parse_credentials(&out.stdout) {
         Ok(mut c) => {
             // The reference client keeps the address it asked for.
             c.server_url = server_url.to_owned();

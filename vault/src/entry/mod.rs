@@ -1,4 +1,5 @@
-//! The decrypted payload: docker and git entries, as JSON.
+//! The decrypted payload: docker and git entries, as JSON, and the rules
+//! that say which entries are the same and which answer a request.
 //!
 //! Forward compatibility: fields this version does not know, at the top
 //! level and inside entries, are kept and written back unchanged, so an
@@ -12,60 +13,44 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+
+mod docker;
+mod git;
+
+pub use docker::DockerEntry;
+pub use git::{GitEntry, GitQuery};
 
 /// Largest single secret (or any other field) accepted (64 KiB).
 pub const MAX_SECRET_LEN: usize = 64 * 1024;
 
-/// A Docker registry credential.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct DockerEntry {
-    /// The server URL as the client gave it (e.g. `https://index.docker.io/v1/`).
-    pub server_url: String,
-    /// The user name, or `<token>` when `secret` is an identity token.
-    pub username: String,
-    /// The password, token or identity token.
-    pub secret: Secret,
-    /// When first stored, unix seconds.
+/// Where the host got a sealed entry. It lives inside the encrypted payload
+/// like everything else; nothing in it is a secret.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Source {
+    /// What kind of source: e.g. `docker-config`, `docker-helper`, `git`, or
+    /// an embedding program's own name.
+    pub kind: String,
+    /// Which one: a helper name, a file path, a host (never a secret).
     #[serde(default)]
-    pub created: u64,
-    /// When last replaced, unix seconds.
+    pub from: String,
+    /// When it was fetched, unix seconds.
     #[serde(default)]
-    pub updated: u64,
+    pub fetched: u64,
     /// Fields written by newer versions, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-/// A git credential, with git's attributes.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct GitEntry {
-    /// `https`, `http`, ...
-    pub protocol: String,
-    /// Host name, with `:port` when one was given.
-    pub host: String,
-    /// Repository path, when `credential.useHttpPath` is set (empty is not absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// The user name (may be empty).
-    pub username: String,
-    /// The password or token.
-    pub password: Secret,
-    /// Expiry of the password, unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_expiry_utc: Option<u64>,
-    /// An OAuth refresh token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth_refresh_token: Option<Secret>,
-    /// When first stored, unix seconds.
-    #[serde(default)]
-    pub created: u64,
-    /// When last replaced, unix seconds.
-    #[serde(default)]
-    pub updated: u64,
-    /// Fields written by newer versions, kept as they are.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+impl Source {
+    /// A source fetched at `fetched` (unix seconds).
+    pub fn new(kind: impl Into<String>, from: impl Into<String>, fetched: u64) -> Source {
+        Source {
+            kind: kind.into(),
+            from: from.into(),
+            fetched,
+            extra: Map::new(),
+        }
+    }
 }
 
 /// What the container used before devc-vault was installed, for chaining.
@@ -184,7 +169,7 @@ impl<'de> Deserialize<'de> for FieldName<'de> {
 
 keep_unknown_fields!(DockerEntry {
     required: [server_url, username, secret],
-    optional: [created, updated]
+    optional: [source, created, updated]
 });
 keep_unknown_fields!(GitEntry {
     required: [protocol, host, username, password],
@@ -192,9 +177,14 @@ keep_unknown_fields!(GitEntry {
         path,
         password_expiry_utc,
         oauth_refresh_token,
+        source,
         created,
         updated
     ]
+});
+keep_unknown_fields!(Source {
+    required: [kind],
+    optional: [from, fetched]
 });
 keep_unknown_fields!(Payload {
     required: [],
@@ -220,39 +210,13 @@ pub fn check_field(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_nonempty(name: &str, value: &str) -> Result<()> {
+pub(crate) fn check_nonempty(name: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::InvalidEntry {
             reason: format!("{name} is empty"),
         });
     }
     check_field(name, value)
-}
-
-impl DockerEntry {
-    /// Checks the entry before it is stored.
-    pub fn validate(&self) -> Result<()> {
-        check_nonempty("server URL", &self.server_url)?;
-        check_nonempty("username", &self.username)?;
-        check_field("secret", self.secret.expose())
-    }
-}
-
-impl GitEntry {
-    /// Checks the entry before it is stored.
-    pub fn validate(&self) -> Result<()> {
-        check_nonempty("protocol", &self.protocol)?;
-        check_nonempty("host", &self.host)?;
-        if let Some(p) = &self.path {
-            check_field("path", p)?;
-        }
-        check_field("username", &self.username)?;
-        check_field("password", self.password.expose())?;
-        if let Some(t) = &self.oauth_refresh_token {
-            check_field("oauth_refresh_token", t.expose())?;
-        }
-        Ok(())
-    }
 }
 
 impl Payload {

@@ -1,4 +1,4 @@
-//! Crash-safe file replacement: write a temp file in the same directory,
+//! How devc-vault writes its files (crash-safe replacement): write a temp file in the same directory,
 //! fsync it, rename it over the target, fsync the directory. A reader sees
 //! the old file or the new one, never a mixture.
 

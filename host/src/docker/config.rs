@@ -1,5 +1,6 @@
-//! `devc-vault install`, docker part: point the docker config (`config.json`)
-//! at this helper, and remember the helper it replaces.
+//! docker's `config.json`: reading it, and `devc-vault install`'s docker
+//! part (point it at our helper, remember the helper it replaces), and the
+//! checks `devc-vault doctor` makes of it, with the same code.
 //!
 //! The previous `credsStore` is recorded inside the vault (`chain`), not in
 //! `config.json`: the docker CLI drops keys it does not know whenever it
@@ -10,11 +11,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use devc_vault::{SealedVault, Store, Vault, atomic};
+use devc_helper::docker::protocol::HELPER_NAME;
+use devc_vault::registry::Address;
+use devc_vault::{SealedVault, Store, Vault, file};
 use serde_json::{Map, Value};
-
-use super::protocol::HELPER_NAME;
-use super::server;
 
 /// The docker config file's name inside its directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -104,22 +104,59 @@ pub fn point_at_helper(
     Ok(config)
 }
 
+/// The `credHelpers` keys under which clients look a stored address up:
+/// `host[:port]`, and for Docker Hub both `docker.io` (skopeo, podman) and
+/// the legacy index address (the docker CLI). Empty for an unparsable address.
+pub fn cred_helper_keys(stored: &str) -> Vec<String> {
+    match Address::parse(stored) {
+        Some(a) if a.is_docker_hub() => vec![a.registry(), DOCKER_HUB_INDEX.to_owned()],
+        Some(a) => vec![a.registry()],
+        None => Vec::new(),
+    }
+}
+
+/// Docker Hub's legacy address, the one the docker CLI stores and asks for.
+pub const DOCKER_HUB_INDEX: &str = "https://index.docker.io/v1/";
+
 /// The `credHelpers` keys for every docker entry of a vault, sorted, without duplicates.
 pub fn registries(vault: &Vault) -> Vec<String> {
     let mut keys: Vec<String> = vault
         .docker()
         .iter()
-        .flat_map(|e| server::cred_helper_keys(&e.server_url))
+        .flat_map(|e| cred_helper_keys(&e.server_url))
         .collect();
     keys.sort();
     keys.dedup();
     keys
 }
 
-/// A `config.json` as read: its bytes (for the backup) and its parsed object.
-type ConfigFile = (Vec<u8>, Map<String, Value>);
+/// Whether `config` names this helper as its `credsStore`.
+pub fn uses_helper(config: &Map<String, Value>) -> bool {
+    config.get("credsStore").and_then(Value::as_str) == Some(HELPER_NAME)
+}
 
-fn read_config(path: &Path) -> Result<Option<ConfigFile>, String> {
+/// Which of `registries` lack a `credHelpers` entry naming this helper
+/// (skopeo and podman read only `credHelpers`).
+pub fn missing_cred_helpers(config: &Map<String, Value>, registries: &[String]) -> Vec<String> {
+    let helpers = config.get("credHelpers").and_then(Value::as_object);
+    registries
+        .iter()
+        .filter(|reg| {
+            helpers
+                .and_then(|h| h.get(reg.as_str()))
+                .and_then(Value::as_str)
+                != Some(HELPER_NAME)
+        })
+        .cloned()
+        .collect()
+}
+
+/// A `config.json` as read: its bytes (for the backup) and its parsed object.
+pub type ConfigFile = (Vec<u8>, Map<String, Value>);
+
+/// Reads `path` (a `config.json`): `None` when it does not exist; an error
+/// (naming a position, never content) when it is not a JSON object.
+pub fn read_config(path: &Path) -> Result<Option<ConfigFile>, String> {
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -197,13 +234,13 @@ pub fn install<E>(
     let changed = old.is_none() || new_map != old_map;
     let mut backup = None;
     if changed {
-        atomic::create_private_dir(docker_config_dir)?;
+        file::create_private_dir(docker_config_dir)?;
         if let Some((bytes, _)) = &old {
             let b = docker_config_dir.join(BACKUP_FILE);
-            atomic::replace(&b, bytes)?;
+            file::replace(&b, bytes)?;
             backup = Some(b);
         }
-        atomic::replace(&path, &render(&new_map))?;
+        file::replace(&path, &render(&new_map))?;
     }
     Ok(Installed {
         config: path,
@@ -267,15 +304,8 @@ mod tests {
         let mut v = Vault::create();
         v.add_secret_slot(SlotKind::KeyFile, &secret).expect("slot");
         for u in urls {
-            let e = DockerEntry {
-                server_url: (*u).into(),
-                username: "u".into(),
-                secret: Secret::from("s"),
-                created: 0,
-                updated: 0,
-                extra: Map::new(),
-            };
-            v.upsert_docker(e, |_| false).expect("entry");
+            v.upsert_docker(DockerEntry::new(*u, "u", Secret::from("s")))
+                .expect("entry");
         }
         let store = Store::new(dir.path().join(".credentials.enc"));
         store.create(&v).expect("create");
@@ -367,5 +397,21 @@ mod tests {
             "{}",
             "nothing written on failure"
         );
+    }
+
+    #[test]
+    fn cred_helper_keys_name_the_registry() {
+        assert_eq!(cred_helper_keys("https://Host:5000/v1/"), ["host:5000"]);
+        assert_eq!(cred_helper_keys("https://[::1]:8080/path"), ["[::1]:8080"]);
+        assert_eq!(cred_helper_keys("127.0.0.1:5000"), ["127.0.0.1:5000"]);
+        assert!(cred_helper_keys("ftp://x").is_empty());
+        for hub in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            DOCKER_HUB_INDEX,
+        ] {
+            assert_eq!(cred_helper_keys(hub), ["docker.io", DOCKER_HUB_INDEX]);
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Registry addresses: which stored entry answers a request.
+//! Registry addresses: which stored docker entry answers a request, and
+//! which two entries are the same.
 //!
 //! Like docker/cli's `ConvertToHostname`, a scheme, user info, path, query and
 //! fragment are stripped and the registry is named by `host[:port]`; unlike it,
@@ -162,17 +163,6 @@ pub fn best_match<'a>(
         .map(|(i, _, _)| i)
 }
 
-/// The `credHelpers` keys under which clients look a stored address up:
-/// `host[:port]`, and for Docker Hub both `docker.io` (skopeo, podman) and
-/// the legacy index address (the docker CLI). Empty for an unparsable address.
-pub fn cred_helper_keys(stored: &str) -> Vec<String> {
-    match Address::parse(stored) {
-        Some(a) if a.is_docker_hub() => vec![a.registry(), DOCKER_HUB_INDEX.to_owned()],
-        Some(a) => vec![a.registry()],
-        None => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,10 +254,6 @@ mod tests {
                 assert!(same_entry(a, b), "{a} vs {b}");
             }
             assert!(Address::parse(a).expect("parses").is_docker_hub());
-            assert_eq!(
-                cred_helper_keys(a),
-                ["docker.io", "https://index.docker.io/v1/"]
-            );
         }
         // A port makes it some other registry.
         assert_eq!(matches("docker.io:5000", "docker.io"), None);
@@ -335,26 +321,16 @@ mod tests {
             "-",
             "%",
         ];
-        for chars in crate::random_input::inputs(0x2545_f491_4f6c_dd1d, 20_000, 8, ALPHABET) {
+        for chars in
+            devc_vault_tests::random_input::inputs(0x2545_f491_4f6c_dd1d, 20_000, 8, ALPHABET)
+        {
             let s: String = chars.concat();
             let parsed = Address::parse(&s);
             if let Some(a) = &parsed {
                 let _ = (a.registry(), a.is_docker_hub());
             }
             assert_eq!(matches(&s, s.trim()), Some(Match::Exact), "{s:?}");
-            let _ = (
-                cred_helper_keys(&s),
-                matches(&s, "h:1"),
-                same_entry("https://h", &s),
-            );
+            let _ = (matches(&s, "h:1"), same_entry("https://h", &s));
         }
-    }
-
-    #[test]
-    fn cred_helper_keys_name_the_registry() {
-        assert_eq!(cred_helper_keys("https://Host:5000/v1/"), ["host:5000"]);
-        assert_eq!(cred_helper_keys("https://[::1]:8080/path"), ["[::1]:8080"]);
-        assert_eq!(cred_helper_keys("127.0.0.1:5000"), ["127.0.0.1:5000"]);
-        assert!(cred_helper_keys("ftp://x").is_empty());
     }
 }

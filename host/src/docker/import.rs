@@ -1,4 +1,4 @@
-//! Sealing on the host: resolve the registry credentials the host's docker
+//! Importing on the host: resolve the registry credentials the host's docker
 //! configuration already has (plain `auths`, identity tokens, `credHelpers`,
 //! `credsStore`) so that `devc-vault seal docker` can put them in a vault.
 
@@ -12,9 +12,9 @@ use devc_vault::{DockerEntry, Secret};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::chain::{self, Answer};
-use super::protocol::HELPER_NAME;
-use super::server;
+use devc_helper::docker::client::{self, Answer};
+use devc_helper::docker::protocol::HELPER_NAME;
+use devc_vault::registry;
 
 /// How long one host helper may take to answer.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,7 +84,7 @@ pub fn resolve(dir: &Path, selection: &Selection) -> Result<Resolved, SealError>
         Selection::All => {
             let mut all: Vec<String> = auths.keys().chain(helpers.keys()).cloned().collect();
             all.sort();
-            all.dedup_by(|a, b| server::same_entry(a, b));
+            all.dedup_by(|a, b| registry::same_entry(a, b));
             all
         }
     };
@@ -116,7 +116,7 @@ fn object(config: &Map<String, Value>, key: &str) -> Map<String, Value> {
 fn lookup<'a>(map: &'a Map<String, Value>, registry: &str) -> Option<&'a Value> {
     map.get(registry).or_else(|| {
         map.iter()
-            .find(|(k, _)| server::matches(registry, k).is_some())
+            .find(|(k, _)| registry::matches(registry, k).is_some())
             .map(|(_, v)| v)
     })
 }
@@ -143,14 +143,7 @@ fn resolve_one(
 }
 
 fn entry(registry: &str, username: String, secret: Secret) -> DockerEntry {
-    DockerEntry {
-        server_url: registry.to_owned(),
-        username,
-        secret,
-        created: 0,
-        updated: 0,
-        extra: Map::new(),
-    }
+    DockerEntry::new(registry, username, secret)
 }
 
 /// `auths[registry]`: an identity token, or base64 `user:password` in `auth`.
@@ -186,7 +179,7 @@ fn from_helper(registry: &str, helper: &str) -> Result<DockerEntry, String> {
     if helper == HELPER_NAME {
         return Err("the host already uses devc-encrypted for it; nothing to import".into());
     }
-    match chain::get(
+    match client::get(
         helper,
         registry,
         HELPER_TIMEOUT,

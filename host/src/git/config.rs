@@ -1,6 +1,6 @@
-//! `devc-vault install`'s git step: put `devc-encrypted` first in the
-//! user's credential-helper list, keeping every helper already configured
-//! after it.
+//! git's credential-helper list: `devc-vault install` puts `devc-encrypted`
+//! first in the user's list, keeping every helper already configured after
+//! it, and `devc-vault doctor` reads the list git will use, with this code.
 //!
 //! How git builds the list: every `credential.helper` value from system,
 //! global and repository config is appended in that order, and an empty
@@ -158,16 +158,7 @@ impl GitConfig {
         let out = self.run(&args)?;
         match out.status.code() {
             // NUL-terminated, so values with newlines cannot confuse the split.
-            Some(0) => {
-                let mut values: Vec<String> = out
-                    .stdout
-                    .split(|&b| b == 0)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .collect();
-                // Every value ends with a NUL, so the last piece is empty.
-                values.pop();
-                Ok(values)
-            }
+            Some(0) => Ok(nul_separated(&out.stdout)),
             // 1: the key is not set (also when the file does not exist).
             Some(1) => Ok(Vec::new()),
             _ => Err(Self::failed(&args, &out)),
@@ -212,6 +203,40 @@ pub fn wanted_global(system: &[String], global: &[String]) -> Vec<String> {
         }
     }
     wanted
+}
+
+impl GitConfig {
+    /// The helper list git uses here (system, global and repository config,
+    /// includes followed, resets applied); `None` when git is not installed.
+    pub fn effective_helpers(&self) -> Result<Option<Vec<String>>, InstallError> {
+        let args = [
+            "config",
+            "--includes",
+            "--null",
+            "--get-all",
+            "credential.helper",
+        ];
+        let out = match self.run(&args) {
+            Err(InstallError::Spawn(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            other => other?,
+        };
+        match out.status.code() {
+            Some(0) => Ok(Some(effective(&nul_separated(&out.stdout)))),
+            Some(1) => Ok(Some(Vec::new())),
+            _ => Err(Self::failed(&args, &out)),
+        }
+    }
+}
+
+/// Values printed by `git config --null`: each ends with a NUL.
+fn nul_separated(out: &[u8]) -> Vec<String> {
+    let mut values: Vec<String> = out
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    // Every value ends with a NUL, so the last piece is empty.
+    values.pop();
+    values
 }
 
 /// Configures the user's global git config so that git asks
@@ -365,14 +390,10 @@ mod with_git {
         .expect("write system");
         configure_git(&git).expect("configure");
         // What git itself now resolves, across both files, in order.
-        let all = git
-            .run(&["config", "--get-all", "credential.helper"])
-            .expect("git config");
-        let values: Vec<String> = String::from_utf8_lossy(&all.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(effective(&values), vec![HELPER_NAME, "store"]);
+        assert_eq!(
+            git.effective_helpers().expect("git config"),
+            Some(vec![HELPER_NAME.to_owned(), "store".to_owned()])
+        );
         assert_eq!(
             configure_git(&git).expect("again"),
             GitInstalled::AlreadyConfigured

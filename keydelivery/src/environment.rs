@@ -1,21 +1,40 @@
-//! Key-delivery configuration: the source order and where each source looks.
+//! The environment, in one place: every `DEVC_VAULT*` variable, every
+//! default path (the vault's included), and the config file, with the key
+//! sources' configuration built from them.
 //!
 //! Precedence: environment variables, then the config file
 //! (`$DEVC_VAULT_CONFIG`, else `$XDG_CONFIG_HOME/devc/vault.toml`, else
 //! `~/.config/devc/vault.toml`), then built-in defaults.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Environment variable naming the key order.
+/// The vault file.
+pub const ENV_VAULT: &str = "DEVC_VAULT";
+/// The key file.
+pub const ENV_KEY_FILE: &str = "DEVC_VAULT_KEY_FILE";
+/// The key sources' order, e.g. `file,agent,passphrase`.
 pub const ENV_KEY_ORDER: &str = "DEVC_VAULT_KEY_ORDER";
-/// Environment variable naming the agent socket.
+/// The agent socket.
 pub const ENV_AGENT_SOCK: &str = "DEVC_VAULT_AGENT_SOCK";
-/// Environment variable naming the config file.
+/// The config file.
 pub const ENV_CONFIG: &str = "DEVC_VAULT_CONFIG";
+/// Turns on the git helper's diagnostics for expected misses.
+pub const ENV_DEBUG: &str = "DEVC_VAULT_DEBUG";
+/// Set in a chained docker helper's environment; a helper that sees it does
+/// not chain again, so two helpers pointing at each other cannot loop.
+pub const ENV_DOCKER_CHAINED: &str = "DEVC_VAULT_DOCKER_CHAINED";
+/// docker's own config directory variable.
+pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+
+/// The vault's file name inside a docker config directory.
+pub const VAULT_FILE_NAME: &str = ".credentials.enc";
+/// Where container secrets are mounted by Docker, Compose and Kubernetes.
+pub const DEFAULT_KEY_FILE: &str = "/run/secrets/devc-vault-key";
 /// The system-wide agent socket, where a container usually gets it mounted.
 pub const SYSTEM_AGENT_SOCK: &str = "/run/devc-vault/agent.sock";
 /// Default idle TTL of the passphrase cache.
@@ -157,12 +176,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-impl From<ConfigError> for String {
-    fn from(e: ConfigError) -> String {
-        e.to_string()
-    }
-}
-
 /// The config file's shape. Unknown keys are refused, so a typo is loud.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,10 +191,50 @@ struct FileConfig {
     cache_max_ttl_secs: Option<u64>,
 }
 
+fn non_empty(v: Option<OsString>) -> Option<PathBuf> {
+    v.filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    non_empty(std::env::var_os(name))
+}
+
+/// The user's home directory (`$HOME`, else `/`).
+pub fn home_dir() -> PathBuf {
+    env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The docker config directory: `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_config_dir() -> PathBuf {
+    env_path(ENV_DOCKER_CONFIG).unwrap_or_else(|| home_dir().join(".docker"))
+}
+
+/// The vault path: `$DEVC_VAULT`, else `<docker config dir>/.credentials.enc`.
+pub fn vault_path() -> PathBuf {
+    env_path(ENV_VAULT).unwrap_or_else(|| docker_config_dir().join(VAULT_FILE_NAME))
+}
+
+/// Whether `DEVC_VAULT_DEBUG` asks for diagnostics (git's boolean spellings).
+pub fn debug() -> bool {
+    std::env::var(ENV_DEBUG).is_ok_and(|v| is_true(&v))
+}
+
+/// Whether this process was started by a docker helper chaining to another.
+pub fn docker_chained() -> bool {
+    std::env::var_os(ENV_DOCKER_CHAINED).is_some()
+}
+
+/// git's spellings of "true" (`git config --type=bool`).
+pub fn is_true(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// git's spellings of "false".
+pub fn is_false(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "0" | "false" | "no" | "off"
+    )
 }
 
 /// The config file in use: `$DEVC_VAULT_CONFIG`, else the XDG location.
@@ -190,8 +243,7 @@ pub fn config_path() -> (PathBuf, bool) {
     if let Some(p) = env_path(ENV_CONFIG) {
         return (p, true);
     }
-    let base = env_path("XDG_CONFIG_HOME")
-        .unwrap_or_else(|| devc_vault::paths::home_dir().join(".config"));
+    let base = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home_dir().join(".config"));
     (base.join("devc").join("vault.toml"), false)
 }
 
@@ -222,13 +274,7 @@ pub fn default_cache_socket() -> PathBuf {
 
 impl Config {
     /// Configuration from the environment (`DEVC_VAULT_KEY_FILE`,
-    /// `DEVC_VAULT_KEY_ORDER`, `DEVC_VAULT_AGENT_SOCK`) over the config file,
-    /// with the error as one printable line (see [`Config::load`]).
-    pub fn from_env() -> Result<Config, String> {
-        Config::load().map_err(|e| e.to_string())
-    }
-
-    /// [`Config::from_env`] with a typed error.
+    /// `DEVC_VAULT_KEY_ORDER`, `DEVC_VAULT_AGENT_SOCK`) over the config file.
     pub fn load() -> Result<Config, ConfigError> {
         let (path, explicit) = config_path();
         let file = match std::fs::read_to_string(&path) {
@@ -245,7 +291,7 @@ impl Config {
     pub fn defaults() -> Config {
         Config {
             order: DEFAULT_ORDER.to_vec(),
-            key_file: PathBuf::from(devc_vault::paths::DEFAULT_KEY_FILE),
+            key_file: PathBuf::from(DEFAULT_KEY_FILE),
             prompt: PromptPolicy::IfTerminal,
             agent_sockets: vec![
                 PathBuf::from(SYSTEM_AGENT_SOCK),
@@ -279,7 +325,7 @@ impl Config {
         {
             cfg.order = parse_order(&s)?;
         }
-        cfg.key_file = env_path(devc_vault::paths::ENV_KEY_FILE)
+        cfg.key_file = env_path(ENV_KEY_FILE)
             .or(file.key_file)
             .unwrap_or(cfg.key_file);
         if let Some(sock) = env_path(ENV_AGENT_SOCK).or(file.agent_socket) {
