@@ -63,15 +63,17 @@ pub fn secret_from_stdin_or_tty(label: &str) -> CliResult<Secret> {
     Ok(Secret::new(s.to_string()))
 }
 
-/// Reads a passphrase (its first line) from file descriptor `fd`.
+/// Reads a passphrase (its first line) from file descriptor `fd` itself: a
+/// pipe, a socket, or a file from where it stands.
 pub fn passphrase_from_fd(fd: u32) -> CliResult<Passphrase> {
-    // Reopening through /proc keeps this crate free of unsafe fd handling.
-    let path = format!("/proc/self/fd/{fd}");
-    let f = File::open(&path).map_err(|e| {
-        CliError::Input(format!(
-            "cannot read a passphrase from file descriptor {fd}: {e}"
-        ))
-    })?;
+    let f = i32::try_from(fd)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+        .and_then(devc_fds::take)
+        .map_err(|e| {
+            CliError::Input(format!(
+                "cannot read a passphrase from file descriptor {fd}: {e}"
+            ))
+        })?;
     let mut all = read_bounded(f, "passphrase")?;
     if let Some(n) = all.find('\n') {
         all.truncate(n);

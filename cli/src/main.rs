@@ -26,6 +26,16 @@ pub struct Global {
 }
 
 impl Global {
+    /// The vault in effect; its writers finish an interrupted rotate of
+    /// the key file named here.
+    pub fn store(&self) -> devc_vault::Store {
+        let store = devc_vault::Store::new(self.vault_path());
+        match &self.key_file {
+            Some(k) => store.with_key_file(k),
+            None => store,
+        }
+    }
+
     /// The vault path in effect.
     pub fn vault_path(&self) -> PathBuf {
         self.vault
@@ -76,6 +86,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any secret is read: no core file, no ptrace by the same user.
+    let _ = devc_keydelivery::harden::harden();
     let cli = Cli::parse();
     let g = &cli.global;
     let result = match cli.command {

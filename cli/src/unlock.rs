@@ -4,28 +4,39 @@
 use std::path::PathBuf;
 
 use devc_keydelivery::Config;
-use devc_vault::{Key, KeySecret, Passphrase, SealedVault, Vault, keyfile};
+use devc_vault::{Key, KeySecret, Passphrase, RotateKeys, SealedVault, Vault, keyfile};
 
 use crate::Global;
 use crate::error::CliResult;
 use crate::input;
 
-/// The keys named on the command line, each read exactly once.
+/// The keys named on the command line. The passphrase is read once; the key
+/// file is read for each vault version it must open (under the vault's lock
+/// when writing), falling back to the `K.next` an interrupted rotate left.
 #[derive(Debug)]
 pub struct Keys {
     /// From `--passphrase-fd`.
     pub passphrase: Option<Passphrase>,
     /// From `--key-file` (or `DEVC_VAULT_KEY_FILE`).
-    pub key_file: Option<(PathBuf, KeySecret)>,
+    pub key_file: Option<PathBuf>,
 }
 
 impl Keys {
-    /// Reads the passphrase fd and the key file, if given.
+    /// Reads the passphrase fd and checks the key file, if given.
     pub fn load(g: &Global) -> CliResult<Keys> {
         let passphrase = g.passphrase_fd.map(input::passphrase_from_fd).transpose()?;
         let key_file = match &g.key_file {
-            Some(p) if passphrase.is_none() => Some((p.clone(), keyfile::read(p)?)),
-            Some(p) => keyfile::read(p).ok().map(|k| (p.clone(), k)),
+            // Refused early (unreadable, open mode, malformed) unless a
+            // passphrase is the key; `K.next` stands in for a missing K.
+            Some(p) if passphrase.is_none() => {
+                if let Err(e) = keyfile::read(p)
+                    && keyfile::read(&devc_vault::pending_key_path(p)).is_err()
+                {
+                    return Err(e.into());
+                }
+                Some(p.clone())
+            }
+            Some(p) => keyfile::read(p).is_ok().then(|| p.clone()),
             None => None,
         };
         Ok(Keys {
@@ -39,11 +50,12 @@ impl Keys {
         if let Some(p) = &self.passphrase {
             return Ok(sealed.open(&Key::Passphrase(p.clone()))?);
         }
-        if let Some((path, k)) = &self.key_file {
+        if let Some(path) = &self.key_file {
             // An explicit key file is the only source: its own error is the useful one.
-            return sealed.open(&Key::Secret(k.clone())).map_err(|e| match e {
+            let k = keyfile::read_for(path, sealed)?;
+            return sealed.open(&Key::Secret(k)).map_err(|e| match e {
                 devc_vault::Error::NoMatchingKey { .. } => devc_vault::Error::NoMatchingKey {
-                    hint: Some(rotate_hint(path)),
+                    hint: Some(format!("{} does not open this vault", path.display())),
                 }
                 .into(),
                 other => other.into(),
@@ -52,22 +64,22 @@ impl Keys {
         let cfg = Config::load().map_err(devc_keydelivery::UnlockError::from)?;
         Ok(devc_keydelivery::unlock(sealed, &cfg)?)
     }
+
+    /// The key files (the global one and `extra`) that open `sealed`, and
+    /// the passphrase: the keys a slot removal re-makes the remaining slots with.
+    pub fn for_rekey(&self, extra: &[PathBuf], sealed: &SealedVault) -> CliResult<RotateKeys> {
+        let mut secrets: Vec<KeySecret> = Vec::new();
+        for p in self.key_file.iter().chain(extra) {
+            secrets.push(keyfile::read_for(p, sealed)?);
+        }
+        Ok(RotateKeys {
+            secrets,
+            passphrases: self.passphrase.iter().cloned().collect(),
+        })
+    }
 }
 
 /// Opens a sealed vault for a CLI command (reads the keys named on the command line).
 pub fn open(sealed: &SealedVault, g: &Global) -> CliResult<Vault> {
     Keys::load(g)?.open(sealed)
-}
-
-fn rotate_hint(path: &std::path::Path) -> String {
-    let next = devc_vault::pending_key_path(path);
-    if next.exists() {
-        format!(
-            "an interrupted rotate left {}: move it over {}",
-            next.display(),
-            path.display()
-        )
-    } else {
-        format!("{} does not open this vault", path.display())
-    }
 }

@@ -1,10 +1,10 @@
-//! Agent throughput: N client threads unwrap a vault's master key through a
-//! running agent for a fixed time; prints unwraps per second.
+//! Agent throughput: N client threads ask a running agent for the keys of a
+//! vault's current version for a fixed time; prints requests per second.
 //!
 //! ```text
 //! cargo run --release -p devc-keydelivery --example agent_throughput -- SOCKET VAULT [CLIENTS] [SECONDS] [reconnect]
 //! ```
-//! With `reconnect`, every unwrap uses a fresh connection (as a helper
+//! With `reconnect`, every request uses a fresh connection (as a helper
 //! process does); otherwise each client keeps one connection.
 
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use devc_keydelivery::client::AgentClient;
+use devc_keydelivery::endpoint::Trust;
 use devc_vault::Store;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,12 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Arc::clone(&count),
             );
             std::thread::spawn(move || -> Result<(), String> {
-                let mut c = AgentClient::connect(&socket).map_err(|e| e.to_string())?;
+                let mut c = AgentClient::connect(&socket, Trust::ContainerFacing)
+                    .map_err(|e| e.to_string())?;
                 while !done.load(Ordering::Relaxed) {
                     if reconnect {
-                        c = AgentClient::connect(&socket).map_err(|e| e.to_string())?;
+                        c = AgentClient::connect(&socket, Trust::ContainerFacing)
+                            .map_err(|e| e.to_string())?;
                     }
-                    c.unwrap(&sealed).map_err(|e| e.to_string())?;
+                    c.open(&sealed).map_err(|e| e.to_string())?;
                     count.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
@@ -57,9 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = count.load(Ordering::Relaxed);
     let rate = n as f64 / start.elapsed().as_secs_f64();
     println!(
-        "{clients} clients, {}: {n} unwraps in {:.1}s = {rate:.0} unwraps/s",
+        "{clients} clients, {}: {n} key requests in {:.1}s = {rate:.0} requests/s",
         if reconnect {
-            "new connection per unwrap"
+            "new connection per request"
         } else {
             "persistent connections"
         },

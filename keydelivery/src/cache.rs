@@ -13,11 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use devc_vault::{MasterKey, SealedVault, VaultId};
+use std::sync::Arc;
+
+use devc_vault::{Key, MasterKey, SealedVault, VaultId};
 
 use crate::agent::state::Policy;
 use crate::agent::{self, AgentOptions, AgentStartError};
-use crate::client::{AgentClient, AgentError};
+use crate::client::{AgentClient, AgentError, AgentService};
+use crate::endpoint::{self, EndpointError, Trust};
 use crate::environment::{Config, parse_duration};
 
 /// The CLI that runs agents.
@@ -85,11 +88,19 @@ impl Launch {
     }
 
     /// Runs the cache in this process (detached from the terminal's session)
-    /// until it holds nothing; returns only on a start-up error.
+    /// until it holds nothing; returns only on a start-up error. Call it
+    /// first thing: it closes every descriptor above 2 it inherited.
     pub fn run(self) -> Result<Infallible, AgentStartError> {
+        // A pipe its starter's caller left open (`devc-vault unlock 7>&1 |
+        // cat`) would otherwise be held until the cache exits.
+        devc_fds::close_inherited().map_err(|source| AgentStartError::Io {
+            op: "close inherited descriptors of",
+            path: PathBuf::from("/proc/self/fd"),
+            source,
+        })?;
         agent::run(AgentOptions {
             socket: self.socket,
-            key_files: Vec::new(),
+            sources: Vec::new(),
             masters: Vec::new(),
             policy: Policy {
                 idle_ttl: Some(self.idle_ttl),
@@ -114,15 +125,10 @@ pub enum CacheError {
     Spawn(std::io::Error),
     /// It did not start listening in time.
     NotListening(PathBuf),
-    /// Talking to it failed.
+    /// Talking to it failed, or it (or its directory) is not this user's.
     Agent(AgentError),
-    /// The process on the cache socket belongs to another user.
-    ForeignOwner {
-        /// The socket.
-        path: PathBuf,
-        /// The uid serving it.
-        uid: u32,
-    },
+    /// The private runtime directory is unsafe (e.g. another user made it).
+    Directory(EndpointError),
 }
 
 impl fmt::Display for CacheError {
@@ -139,45 +145,42 @@ impl fmt::Display for CacheError {
                 p.display()
             ),
             CacheError::Agent(e) => write!(f, "passphrase cache: {e}"),
-            CacheError::ForeignOwner { path, uid } => write!(
-                f,
-                "refusing the passphrase cache at {}: it is run by uid {uid}, not by you",
-                path.display()
-            ),
+            CacheError::Directory(e) => write!(f, "passphrase cache not used: {e}"),
         }
     }
 }
 
 impl std::error::Error for CacheError {}
 
-/// Asks a running cache for the vault's master key; `None` if there is no
-/// cache or it does not hold this vault.
-pub fn lookup(socket: &Path, sealed: &SealedVault) -> Result<MasterKey, AgentError> {
-    AgentClient::connect(socket)?.unwrap(sealed)
-}
-
-/// Hands the key over, but only to a cache run by this same user: under
-/// `/tmp` another user could have squatted the directory and listen there.
-fn hand_over(mut c: AgentClient, vault: &VaultId, vmk: &MasterKey) -> Result<(), CacheError> {
-    let uid = c.peer_uid().map_err(CacheError::Agent)?;
-    if uid != crate::environment::uid() {
-        return Err(CacheError::ForeignOwner {
-            path: c.path().to_path_buf(),
-            uid,
-        });
-    }
-    c.add_master(vault, vmk).map_err(CacheError::Agent)
+/// Asks a running cache for the keys of this version of the vault: a key
+/// that opens it and writes through the cache. Only a cache run by this
+/// user, in a private directory, is asked.
+pub fn lookup(socket: &Path, sealed: &SealedVault) -> Result<Key, AgentError> {
+    let keys = AgentClient::connect(socket, Trust::Private)?.open(sealed)?;
+    Ok(Key::Delegated(
+        keys,
+        Arc::new(AgentService {
+            socket: socket.to_path_buf(),
+            trust: Trust::Private,
+        }),
+    ))
 }
 
 /// Hands `vmk` to the cache, starting a detached cache agent if none runs.
+/// The cache's directory and process are checked first (see
+/// [`crate::endpoint`]): a squatted directory gets nothing.
 pub fn remember(cfg: &Config, vault: &VaultId, vmk: &MasterKey) -> Result<(), CacheError> {
-    if let Ok(c) = AgentClient::connect(&cfg.cache_socket) {
-        return hand_over(c, vault, vmk);
+    let dir = endpoint::socket_dir(&cfg.cache_socket);
+    endpoint::ensure_private_dir(&dir).map_err(CacheError::Directory)?;
+    match AgentClient::connect(&cfg.cache_socket, Trust::Private) {
+        Ok(mut c) => return c.add_master(vault, vmk).map_err(CacheError::Agent),
+        Err(AgentError::NotRunning { .. }) => {}
+        Err(e) => return Err(CacheError::Agent(e)),
     }
     let exe = cli_executable().ok_or(CacheError::NoExecutable)?;
     // Not waited for: it outlives us. Stdio closed so a caller reading our
     // output (the docker CLI) is not left waiting on a pipe it holds; it
-    // calls setsid itself (`--detach`) to leave the terminal's session.
+    // calls setsid itself to leave the terminal's session.
     Command::new(exe)
         .args(Launch::from_config(cfg).args())
         .stdin(Stdio::null())
@@ -187,17 +190,22 @@ pub fn remember(cfg: &Config, vault: &VaultId, vmk: &MasterKey) -> Result<(), Ca
         .map_err(CacheError::Spawn)?;
     let deadline = Instant::now() + START_WAIT;
     loop {
-        match AgentClient::connect(&cfg.cache_socket) {
-            Ok(c) => return hand_over(c, vault, vmk),
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => return Err(CacheError::NotListening(cfg.cache_socket.clone())),
+        match AgentClient::connect(&cfg.cache_socket, Trust::Private) {
+            Ok(mut c) => return c.add_master(vault, vmk).map_err(CacheError::Agent),
+            Err(AgentError::NotRunning { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(AgentError::NotRunning { .. }) => {
+                return Err(CacheError::NotListening(cfg.cache_socket.clone()));
+            }
+            Err(e) => return Err(CacheError::Agent(e)),
         }
     }
 }
 
 /// Locks (and so stops) the cache; `Ok(false)` if none was running.
 pub fn forget(socket: &Path) -> Result<bool, AgentError> {
-    match AgentClient::connect(socket) {
+    match AgentClient::connect(socket, Trust::Private) {
         Ok(mut c) => c.lock().map(|()| true),
         Err(AgentError::NotRunning { .. }) => Ok(false),
         Err(e) => Err(e),

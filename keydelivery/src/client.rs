@@ -1,4 +1,6 @@
-//! The agent client: one connection, request/response frames.
+//! The agent client: one connection, request/response frames, and the calls
+//! its users need. Every connection checks who serves the socket (and the
+//! socket's directory) before a request is sent: see [`crate::endpoint`].
 
 use std::fmt;
 use std::io;
@@ -6,13 +8,16 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devc_vault::{MasterKey, SealedVault, Slot, VaultId};
+use devc_vault::{AccessKeys, MasterKey, SealedVault, Slot, VaultId, hex};
 
+use crate::endpoint::{self, EndpointError, Trust};
+use crate::environment;
 use crate::protocol::{
-    self, ErrorCode, Request, RequestFrame, Response, StatusInfo, VERSION, WireKey, WireSlot,
+    self, ErrorCode, Request, RequestFrame, Response, Role, StatusInfo, VERSION, wire_master,
+    wire_slots,
 };
 
-/// How long a client waits for the agent before giving up. An unwrap takes
+/// How long a client waits for the agent before giving up. A request takes
 /// microseconds; this only bounds a wedged or malicious peer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,6 +29,8 @@ pub enum AgentError {
         /// The socket.
         path: PathBuf,
     },
+    /// The endpoint or its directory failed the checks; nothing was sent.
+    Untrusted(EndpointError),
     /// Connecting or talking failed.
     Io {
         /// The socket.
@@ -63,6 +70,7 @@ impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AgentError::NotRunning { path } => write!(f, "no agent at {}", path.display()),
+            AgentError::Untrusted(e) => write!(f, "{e}"),
             AgentError::Io { path, source } => write!(f, "agent at {}: {source}", path.display()),
             AgentError::Protocol { path, reason } => {
                 write!(f, "agent at {}: {reason}", path.display())
@@ -76,7 +84,7 @@ impl fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
-/// A connection to an agent.
+/// A connection to an agent, an owner endpoint or a cache.
 #[derive(Debug)]
 pub struct AgentClient {
     path: PathBuf,
@@ -84,8 +92,9 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// Connects to the agent at `path`.
-    pub fn connect(path: &Path) -> Result<AgentClient, AgentError> {
+    /// Connects to the socket at `path` and checks its endpoint as `trust`
+    /// says, before anything is sent.
+    pub fn connect(path: &Path, trust: Trust) -> Result<AgentClient, AgentError> {
         let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => AgentError::NotRunning {
                 path: path.to_path_buf(),
@@ -95,6 +104,7 @@ impl AgentClient {
                 source: e,
             },
         })?;
+        endpoint::verify(&stream, path, trust).map_err(AgentError::Untrusted)?;
         let io_err = |source| AgentError::Io {
             path: path.to_path_buf(),
             source,
@@ -107,19 +117,15 @@ impl AgentClient {
         })
     }
 
+    /// Connects to the owner endpoint of the agent whose container-facing
+    /// socket is `agent_socket` (the agent must run as this user, here).
+    pub fn connect_owner(agent_socket: &Path) -> Result<AgentClient, AgentError> {
+        AgentClient::connect(&environment::owner_socket(agent_socket), Trust::Private)
+    }
+
     /// The socket this client talks to.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The uid of the process serving the socket, from the kernel (SO_PEERCRED).
-    pub fn peer_uid(&self) -> Result<u32, AgentError> {
-        crate::agent::sock::peer(&self.stream)
-            .map(|(uid, _)| uid)
-            .map_err(|source| AgentError::Io {
-                path: self.path.clone(),
-                source,
-            })
     }
 
     /// Sends one request and reads the answer; error answers become `Refused`.
@@ -176,29 +182,51 @@ impl AgentClient {
         }
     }
 
-    /// Asks for the vault's master key, sending its key-file and agent slots.
-    pub fn unwrap(&mut self, sealed: &SealedVault) -> Result<MasterKey, AgentError> {
-        self.unwrap_slots(&sealed.id, &sealed.slots)
-    }
-
-    /// Asks for `vault`'s master key from `slots` (e.g. to check a slot the
-    /// agent just made before it is written).
-    pub fn unwrap_slots(
-        &mut self,
-        vault: &VaultId,
-        slots: &[Slot],
-    ) -> Result<MasterKey, AgentError> {
-        let slots = slots.iter().filter_map(WireSlot::from_slot).collect();
-        match self.request(Request::Unwrap {
-            vault: vault.to_string(),
-            slots,
-        })? {
-            Response::Master { key, .. } => Ok(key.to_master()),
+    fn expect_keys(&mut self, req: Request) -> Result<AccessKeys, AgentError> {
+        match self.request(req)? {
+            Response::Keys { keys, .. } => Ok(AccessKeys::from_bytes(&keys.0)),
             other => Err(self.unexpected(&other)),
         }
     }
 
-    /// Asks the agent to make an agent slot for `vault` holding `master`.
+    /// Which endpoint this is, and whether it is locked.
+    pub fn ping(&mut self) -> Result<(Role, bool), AgentError> {
+        match self.request(Request::Ping)? {
+            Response::Pong { role, locked } => Ok((role, locked)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The keys of this version of the vault (its salt), sending its
+    /// key-file and agent slots.
+    pub fn open(&mut self, sealed: &SealedVault) -> Result<AccessKeys, AgentError> {
+        self.open_with(&sealed.id, sealed.salt(), &sealed.slots)
+    }
+
+    /// The keys of the version of `vault` written with `salt`, found through
+    /// `slots` (e.g. one new slot, to check it before it is written).
+    pub fn open_with(
+        &mut self,
+        vault: &VaultId,
+        salt: &[u8; devc_vault::SALT_LEN],
+        slots: &[Slot],
+    ) -> Result<AccessKeys, AgentError> {
+        self.expect_keys(Request::Open {
+            vault: vault.to_string(),
+            salt: hex::encode(salt),
+            slots: wire_slots(slots),
+        })
+    }
+
+    /// The keys for a new version of `vault`, under a salt the agent draws.
+    pub fn seal(&mut self, vault: &VaultId, slots: &[Slot]) -> Result<AccessKeys, AgentError> {
+        self.expect_keys(Request::Seal {
+            vault: vault.to_string(),
+            slots: wire_slots(slots),
+        })
+    }
+
+    /// Owner only: asks the agent to make an agent slot for `vault` holding `master`.
     pub fn wrap(
         &mut self,
         vault: &VaultId,
@@ -208,9 +236,9 @@ impl AgentClient {
         match self.request(Request::Wrap {
             vault: vault.to_string(),
             key_id,
-            master: WireKey::from_master(master),
+            master: wire_master(master),
         })? {
-            Response::Slot { slot } => slot.to_slot().ok_or_else(|| AgentError::Protocol {
+            Response::Slot { slot } => Slot::parse_line(&slot).map_err(|_| AgentError::Protocol {
                 path: self.path.clone(),
                 reason: "the agent answered a malformed slot".into(),
             }),
@@ -218,28 +246,28 @@ impl AgentClient {
         }
     }
 
-    /// Hands a master key to a cache agent.
+    /// Cache only: hands it a vault's master key.
     pub fn add_master(&mut self, vault: &VaultId, master: &MasterKey) -> Result<(), AgentError> {
         self.expect_ok(Request::AddMaster {
             vault: vault.to_string(),
-            master: WireKey::from_master(master),
+            master: wire_master(master),
         })
     }
 
-    /// Locks the agent.
+    /// Owner only: locks the agent (a cache forgets and exits).
     pub fn lock(&mut self) -> Result<(), AgentError> {
         self.expect_ok(Request::Lock)
     }
 
-    /// Unlocks the agent (it re-reads its key files).
+    /// Owner only: unlocks the agent (it reads its key secrets again).
     pub fn unlock(&mut self) -> Result<(), AgentError> {
         self.expect_ok(Request::Unlock)
     }
 
-    /// The agent's state.
+    /// Owner only: the agent's state.
     pub fn status(&mut self) -> Result<StatusInfo, AgentError> {
         match self.request(Request::Status)? {
-            Response::Status(s) => Ok(s),
+            Response::Status(s) => Ok(*s),
             other => Err(self.unexpected(&other)),
         }
     }
@@ -254,10 +282,31 @@ impl AgentClient {
 
 fn response_name(r: &Response) -> &'static str {
     match r {
-        Response::Master { .. } => "master",
+        Response::Pong { .. } => "pong",
+        Response::Keys { .. } => "keys",
         Response::Slot { .. } => "slot",
         Response::Ok => "ok",
         Response::Status(_) => "status",
         Response::Error { .. } => "error",
+    }
+}
+
+/// An agent (or cache) as the key service of a vault it opened: each write
+/// asks it for the keys of a new version.
+#[derive(Debug)]
+pub struct AgentService {
+    /// The socket that answered.
+    pub socket: PathBuf,
+    /// How it was checked.
+    pub trust: Trust,
+}
+
+impl devc_vault::KeyService for AgentService {
+    fn write_keys(&self, vault: &VaultId, slots: &[Slot]) -> devc_vault::Result<AccessKeys> {
+        AgentClient::connect(&self.socket, self.trust)
+            .and_then(|mut c| c.seal(vault, slots))
+            .map_err(|e| devc_vault::Error::KeyService {
+                reason: e.to_string(),
+            })
     }
 }

@@ -252,27 +252,78 @@ pub fn uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-/// The per-user runtime directory for agent sockets: `$XDG_RUNTIME_DIR/devc-vault`,
-/// else `/tmp/devc-vault-<uid>` (which the agent creates 0700 and checks).
-pub fn runtime_dir() -> PathBuf {
+/// The user's private runtime directory: `$XDG_RUNTIME_DIR/devc-vault`,
+/// else `/tmp/devc-vault-<uid>` (created 0700 and checked: see
+/// [`crate::endpoint::ensure_private_dir`]). It holds the passphrase cache's
+/// socket, the agents' owner endpoints and the prompt lock, and is never
+/// mounted into a container.
+pub fn private_runtime_dir() -> PathBuf {
     match env_path("XDG_RUNTIME_DIR") {
         Some(d) => d.join("devc-vault"),
         None => std::env::temp_dir().join(format!("devc-vault-{}", uid())),
     }
 }
 
-/// Where `devc-vault agent` listens by default: `$DEVC_VAULT_AGENT_SOCK`,
-/// else `<runtime dir>/agent.sock`.
-pub fn default_agent_socket() -> PathBuf {
-    env_path(ENV_AGENT_SOCK).unwrap_or_else(|| runtime_dir().join("agent.sock"))
+/// The directory a container mounts to reach the agent:
+/// `$XDG_RUNTIME_DIR/devc-vault-agent`, else `/tmp/devc-vault-agent-<uid>`.
+/// It holds the agent's container-facing socket and nothing else.
+pub fn agent_dir() -> PathBuf {
+    match env_path("XDG_RUNTIME_DIR") {
+        Some(d) => d.join("devc-vault-agent"),
+        None => std::env::temp_dir().join(format!("devc-vault-agent-{}", uid())),
+    }
 }
 
-/// The passphrase cache's socket: `<runtime dir>/cache.sock`.
+/// The agent's name for its socket in [`agent_dir`].
+pub const AGENT_SOCKET_NAME: &str = "agent.sock";
+
+/// Where `devc-vault agent` listens for containers by default:
+/// `$DEVC_VAULT_AGENT_SOCK`, else `<agent dir>/agent.sock`.
+pub fn default_agent_socket() -> PathBuf {
+    env_path(ENV_AGENT_SOCK).unwrap_or_else(|| agent_dir().join(AGENT_SOCKET_NAME))
+}
+
+/// The passphrase cache's socket: `<private runtime dir>/cache.sock`.
 pub fn default_cache_socket() -> PathBuf {
-    runtime_dir().join("cache.sock")
+    private_runtime_dir().join("cache.sock")
+}
+
+/// The owner endpoint of the agent whose container-facing socket is
+/// `agent_socket`: `<private runtime dir>/owner/<16 hex digits>.sock`, named
+/// by a hash of the socket's absolute path (with its directory's symlinks
+/// resolved), so `devc-vault lock --socket S` finds the agent started with
+/// `--socket S`.
+pub fn owner_socket(agent_socket: &Path) -> PathBuf {
+    let dir = crate::endpoint::socket_dir(agent_socket);
+    let dir = dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(&dir))
+        .unwrap_or(dir);
+    let full = match agent_socket.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    };
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(full.as_os_str().as_encoded_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    private_runtime_dir()
+        .join("owner")
+        .join(format!("{name}.sock"))
 }
 
 impl Config {
+    /// The vault at `path` as this configuration's writers use it: when the
+    /// key file is one of the sources, a writer finishes an interrupted
+    /// rotate of it (see `devc_vault::Store::with_key_file`).
+    pub fn store(&self, path: impl Into<PathBuf>) -> devc_vault::Store {
+        let store = devc_vault::Store::new(path);
+        if self.order.contains(&SourceKind::File) {
+            store.with_key_file(&self.key_file)
+        } else {
+            store
+        }
+    }
+
     /// Configuration from the environment (`DEVC_VAULT_KEY_FILE`,
     /// `DEVC_VAULT_KEY_ORDER`, `DEVC_VAULT_AGENT_SOCK`) over the config file.
     pub fn load() -> Result<Config, ConfigError> {
@@ -295,7 +346,7 @@ impl Config {
             prompt: PromptPolicy::IfTerminal,
             agent_sockets: vec![
                 PathBuf::from(SYSTEM_AGENT_SOCK),
-                runtime_dir().join("agent.sock"),
+                agent_dir().join(AGENT_SOCKET_NAME),
             ],
             cache_socket: default_cache_socket(),
             start_cache: true,

@@ -83,8 +83,22 @@ impl From<ConfigError> for UnlockError {
 }
 
 /// Reads the vault at `store` and opens it with the configured sources.
+///
+/// When no key fits and the file changed meanwhile (a rotate replaced the
+/// vault and the key file between our two reads), both are read again and
+/// tried once more, so a reader racing a rotate never gets a false miss.
 pub fn open(store: &Store, cfg: &Config) -> Result<Vault, UnlockError> {
-    unlock(&store.read()?, cfg)
+    let sealed = store.read()?;
+    match unlock(&sealed, cfg) {
+        Err(UnlockError::NoKey(attempts)) => {
+            let again = store.read()?;
+            if again.salt() == sealed.salt() {
+                return Err(UnlockError::NoKey(attempts));
+            }
+            unlock(&again, cfg)
+        }
+        other => other,
+    }
 }
 
 /// Opens `sealed` with the first configured source whose key fits.
@@ -110,7 +124,7 @@ pub fn unlock_with_source(
                 continue;
             }
         };
-        let from_cache = matches!(key, Key::Master(_));
+        let from_cache = matches!(key, Key::Delegated(..));
         match sealed.open(&key) {
             Ok(vault) => return Ok((vault, kind)),
             Err(Error::NoMatchingKey { .. }) => attempts.push(Attempt {
@@ -120,10 +134,12 @@ pub fn unlock_with_source(
             // A master key from an agent or the cache that fails the
             // commitment belongs to an older version of the vault (rotated
             // since): that source has no key, the vault is not damaged.
-            Err(Error::CommitmentMismatch) if from_cache => attempts.push(Attempt {
-                source: kind,
-                why: "its key is for an older version of this vault (rotated since?)".into(),
-            }),
+            Err(Error::CommitmentMismatch | Error::OtherVersion) if from_cache => {
+                attempts.push(Attempt {
+                    source: kind,
+                    why: "its key is for an older version of this vault (rotated since?)".into(),
+                })
+            }
             Err(e) => return Err(UnlockError::Vault(e)),
         }
     }

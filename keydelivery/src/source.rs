@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use devc_vault::{Key, SealedVault, SlotKind, keyfile};
 
 use crate::cache::{self, CacheError};
-use crate::client::{AgentClient, AgentError};
+use crate::client::{AgentClient, AgentError, AgentService};
 use crate::command::{self, CommandError};
+use crate::endpoint::{self, Trust};
 use crate::environment::{Config, PromptPolicy, SourceKind};
 use crate::prompt::{PromptError, Tty};
 
@@ -98,14 +100,15 @@ impl KeySource for FileSource<'_> {
     fn kind(&self) -> SourceKind {
         SourceKind::File
     }
-    fn key(&self, _: &SealedVault) -> Result<Key, SourceError> {
-        file(self.cfg)
+    fn key(&self, sealed: &SealedVault) -> Result<Key, SourceError> {
+        file(self.cfg, sealed)
     }
 }
 
-/// Reads the key file named by the configuration.
-pub fn file(cfg: &Config) -> Result<Key, SourceError> {
-    keyfile::read(&cfg.key_file)
+/// Reads the key file named by the configuration (or the `K.next` an
+/// interrupted rotate left, when only that opens `sealed`).
+pub fn file(cfg: &Config, sealed: &SealedVault) -> Result<Key, SourceError> {
+    keyfile::read_for(&cfg.key_file, sealed)
         .map(Key::Secret)
         .map_err(|e| match e {
             devc_vault::Error::Io { ref source, .. }
@@ -130,8 +133,14 @@ impl KeySource for AgentSource<'_> {
     fn key(&self, sealed: &SealedVault) -> Result<Key, SourceError> {
         let mut last = None;
         for path in &self.cfg.agent_sockets {
-            match AgentClient::connect(path).and_then(|mut c| c.unwrap(sealed)) {
-                Ok(k) => return Ok(Key::Master(k)),
+            let (socket, trust) = endpoint_for(path);
+            match AgentClient::connect(&socket, trust).and_then(|mut c| c.open(sealed)) {
+                Ok(keys) => {
+                    return Ok(Key::Delegated(
+                        keys,
+                        Arc::new(AgentService { socket, trust }),
+                    ));
+                }
                 Err(AgentError::NotRunning { .. }) => {}
                 Err(e) => last = Some(e),
             }
@@ -140,6 +149,18 @@ impl KeySource for AgentSource<'_> {
             Some(e) => SourceError::Agent(e),
             None => SourceError::NoAgent(self.cfg.agent_sockets.clone()),
         })
+    }
+}
+
+/// Where to ask the agent whose container-facing socket is `socket`: its
+/// owner endpoint when it runs here as this user (the host), else the
+/// socket itself (a container).
+pub fn endpoint_for(socket: &std::path::Path) -> (PathBuf, Trust) {
+    let owner = crate::environment::owner_socket(socket);
+    if owner.exists() {
+        (owner, Trust::Private)
+    } else {
+        (socket.to_path_buf(), Trust::ContainerFacing)
     }
 }
 
@@ -155,7 +176,7 @@ impl KeySource for PassphraseSource<'_> {
     }
     fn key(&self, sealed: &SealedVault) -> Result<Key, SourceError> {
         if let Ok(k) = cache::lookup(&self.cfg.cache_socket, sealed) {
-            return Ok(Key::Master(k));
+            return Ok(k);
         }
         if !sealed
             .slots
@@ -173,7 +194,7 @@ impl KeySource for PassphraseSource<'_> {
         // several prompts fighting over one terminal.
         let _turn = prompt_turn(self.cfg);
         if let Ok(k) = cache::lookup(&self.cfg.cache_socket, sealed) {
-            return Ok(Key::Master(k));
+            return Ok(k);
         }
         let vmk = prompt_and_unwrap(&mut tty, sealed)?;
         if self.cfg.start_cache
@@ -190,8 +211,8 @@ impl KeySource for PassphraseSource<'_> {
 /// another helper's prompt to finish. `None` (no lock, prompt anyway) if the
 /// directory is unusable: the lock only orders prompts, it protects nothing.
 fn prompt_turn(cfg: &Config) -> Option<std::fs::File> {
-    let dir = cfg.cache_socket.parent()?;
-    crate::agent::sock::prepare_dir(dir, &[crate::environment::uid()]).ok()?;
+    let dir = endpoint::socket_dir(&cfg.cache_socket);
+    endpoint::ensure_private_dir(&dir).ok()?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -488,9 +488,14 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
             "psFormat": "table {{.ID}}"
         })
     );
+    // The backup holds the previous settings (and no credential in clear).
+    let backup: serde_json::Value = serde_json::from_slice(
+        &fs::read(v.docker_config().join("config.json.bak")).expect("backup"),
+    )
+    .expect("json");
     assert_eq!(
-        fs::read_to_string(v.docker_config().join("config.json.bak")).expect("backup"),
-        original
+        backup,
+        serde_json::from_str::<serde_json::Value>(original).expect("json")
     );
     assert!(
         out.stdout_str().contains("docker-credential-desktop"),
@@ -508,9 +513,14 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
         vault,
         "vault not rewritten"
     );
+    // The backup holds the previous settings (and no credential in clear).
+    let backup: serde_json::Value = serde_json::from_slice(
+        &fs::read(v.docker_config().join("config.json.bak")).expect("backup"),
+    )
+    .expect("json");
     assert_eq!(
-        fs::read_to_string(v.docker_config().join("config.json.bak")).expect("backup"),
-        original
+        backup,
+        serde_json::from_str::<serde_json::Value>(original).expect("json")
     );
 
     // --docker-config elsewhere, with no config.json yet; the vault is named explicitly.

@@ -16,8 +16,9 @@ use std::thread;
 use std::time::Duration;
 
 use devc_keydelivery::client::AgentClient;
+use devc_keydelivery::endpoint::Trust;
 use devc_keydelivery::protocol::{self, ErrorCode, Request, RequestFrame, Response};
-use devc_vault::Store;
+use devc_vault::{Key, Store};
 use devc_vault_tests::process;
 use devc_vault_tests::scratch;
 use devc_vault_tests::tools;
@@ -110,7 +111,9 @@ fn another_uid_is_refused_by_peer_credentials() {
         ])
         .args([&cli, "status", "--socket", &s]);
     env.isolate(&mut cmd);
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent");
+    // Its own runtime directory: it reaches the agent as a container would.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_RUNTIME_DIR", "/nonexistent");
     let out = process::run(&mut cmd, None, Duration::from_secs(20)).expect("setpriv");
     assert!(
         out.stdout_str().contains("uid 65534 is not allowed"),
@@ -127,7 +130,8 @@ fn another_uid_is_refused_by_peer_credentials() {
     cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .args([&cli, "status", "--socket", &s]);
     env.isolate(&mut cmd);
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent");
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_RUNTIME_DIR", "/nonexistent");
     let out = process::run(&mut cmd, None, Duration::from_secs(20)).expect("setpriv");
     assert!(
         out.stdout_str().contains("Permission denied") || out.stdout_str().contains("not allowed"),
@@ -270,7 +274,7 @@ fn hundred_concurrent_clients() {
         .map(|i| {
             let (sealed, barrier, sock) = (Arc::clone(&sealed), Arc::clone(&barrier), sock.clone());
             thread::spawn(move || {
-                let c = AgentClient::connect(&sock);
+                let c = AgentClient::connect(&sock, Trust::ContainerFacing);
                 // Everyone reaches the barrier, even a failed connect, so
                 // one failure cannot deadlock the rest.
                 barrier.wait();
@@ -293,8 +297,12 @@ fn hundred_concurrent_clients() {
                     }
                 }
                 for _ in 0..5 {
-                    let k = c.unwrap(&sealed).map_err(|e| e.to_string())?;
-                    sealed.open_with_master(k).map_err(|e| e.to_string())?;
+                    c.open(&sealed).map_err(|e| e.to_string()).and_then(|k| {
+                        // The answer opens the vault: version keys, not the master key.
+                        sealed
+                            .open(&Key::Delegated(k, Arc::new(NoWrites)))
+                            .map_err(|e| e.to_string())
+                    })?;
                 }
                 Ok::<(), String>(())
             })
@@ -336,9 +344,13 @@ fn malformed_oversized_and_wrong_version_messages() {
         .expect("timeout");
     for (body, want) in [
         (&b"not json"[..], ErrorCode::Malformed),
-        (br#"{"v":1,"req":{"unwrap":{"vault":"zz","slots":[]}}}"#, ErrorCode::Malformed),
+        (br#"{"v":2,"req":{"open":{"vault":"zz","salt":"00","slots":[]}}}"#, ErrorCode::Malformed),
         (br#"{"v":7,"req":"status"}"#, ErrorCode::Version),
-        (br#"{"v":1,"req":{"add_master":{"vault":"00000000000000000000000000000000","master":"00"}}}"#, ErrorCode::Malformed),
+        // A client of protocol 1 (which asked for the master key) is told so.
+        (br#"{"v":1,"req":{"unwrap":{"vault":"zz","slots":[]}}}"#, ErrorCode::Version),
+        (br#"{"v":2,"req":{"add_master":{"vault":"00000000000000000000000000000000","master":"00"}}}"#, ErrorCode::Malformed),
+        // The container-facing socket answers key requests only.
+        (br#"{"v":2,"req":"status"}"#, ErrorCode::Refused),
     ] {
         match raw_request(&mut s, body) {
             Some(Response::Error { code, .. }) => assert_eq!(code, want, "{}", String::from_utf8_lossy(body)),
@@ -347,13 +359,13 @@ fn malformed_oversized_and_wrong_version_messages() {
     }
     // Still serving on the same connection.
     let ok = serde_json::to_vec(&RequestFrame {
-        v: 1,
-        req: Request::Status,
+        v: protocol::VERSION,
+        req: Request::Ping,
     })
     .expect("json");
     assert!(matches!(
         raw_request(&mut s, &ok),
-        Some(Response::Status(_))
+        Some(Response::Pong { .. })
     ));
     // An oversized length prefix: an error reply, then the connection closes.
     let mut big = UnixStream::connect(&sock).expect("connect");
@@ -375,9 +387,9 @@ fn malformed_oversized_and_wrong_version_messages() {
     // A client that connects and hangs up at once does not disturb it either.
     drop(UnixStream::connect(&sock).expect("connect"));
     assert!(agent.running());
-    AgentClient::connect(&sock)
-        .and_then(|mut c| c.status())
-        .expect("status after abuse");
+    AgentClient::connect(&sock, Trust::ContainerFacing)
+        .and_then(|mut c| c.ping())
+        .expect("ping after abuse");
 }
 
 #[test]
@@ -396,7 +408,9 @@ fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
     // Run as uid 65534: /proc/PID of a non-dumpable process is owned by
     // root instead of its uid (proc(5)), which is visible from outside.
     let home = env.dir.mkdir("nobody", 0o700);
+    let runtime = env.dir.mkdir("nobody/run", 0o700);
     scratch::set_owner(&home, 65534, 65534);
+    scratch::set_owner(&runtime, 65534, 65534);
     let key = home.join("key");
     fs::copy(&env.key, &key).expect("copy key");
     scratch::set_owner(&key, 65534, 65534);
@@ -414,6 +428,7 @@ fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
             &key.display().to_string(),
         ]);
     env.isolate(&mut cmd);
+    cmd.env("XDG_RUNTIME_DIR", &runtime);
     let agent = keydelivery_support::Agent::spawn(cmd, &sock, &env.dir.join("dump-agent.log"));
     let proc_dir = format!("/proc/{}", agent.pid());
     // setpriv execs the agent, so the pid is the agent's.
@@ -571,4 +586,20 @@ fn passphrase_opened_agent_and_vault_allow_list() {
         "{}",
         out.describe()
     );
+}
+
+/// A key service for opening only: these tests never write through it.
+#[derive(Debug)]
+struct NoWrites;
+
+impl devc_vault::KeyService for NoWrites {
+    fn write_keys(
+        &self,
+        _: &devc_vault::VaultId,
+        _: &[devc_vault::Slot],
+    ) -> devc_vault::Result<devc_vault::AccessKeys> {
+        Err(devc_vault::Error::KeyService {
+            reason: "not for writing".into(),
+        })
+    }
 }

@@ -54,15 +54,22 @@ fn docker_helper_in_podman_through_the_mounted_agent_socket_dir() {
     }
     let Some((_img, pm)) = setup() else { return };
 
-    // The container user owns the socket directory (0700) and the vault
-    // directory; the agent runs as the host user and allows uid 1000.
-    let sock_dir = env.dir.mkdir("sockdir", 0o700);
-    scratch::set_owner(&sock_dir, DEV_UID, DEV_UID);
+    // The agent (the host user) makes its socket directory 0711 for the
+    // --allow-uid user, who may reach the socket but not list or change the
+    // directory; the container user owns the vault directory.
+    let sock_dir = env.dir.join("sockdir");
     scratch::set_owner_recursive(env.vault.parent().expect("vault dir"), DEV_UID, DEV_UID)
         .expect("chown vault dir");
     let sock = sock_dir.join("agent.sock");
     let agent_args = ["--key-file", &env.key_str(), "--allow-uid", "1000"];
     let agent = env.agent(&sock, &agent_args);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock_dir)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o711, "the container-facing directory");
 
     let out = get_in_container(&pm, &env, &sock_dir);
     assert!(

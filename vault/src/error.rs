@@ -36,6 +36,17 @@ pub enum Error {
     HeaderTampered,
     /// The key commitment does not match the unwrapped master key.
     CommitmentMismatch,
+    /// Keys from an agent or cache are for another version of the vault
+    /// (it was written since they were handed out).
+    OtherVersion,
+    /// The agent or cache that opened the vault gave no keys for a write.
+    KeyService {
+        /// Why (never a secret).
+        reason: String,
+    },
+    /// The operation needs the vault's master key (a key file or a
+    /// passphrase); keys from an agent or a cache only read and write entries.
+    NeedsMasterKey,
     /// The payload failed authenticated decryption.
     PayloadTampered,
     /// The decrypted payload is not a valid v1 payload.
@@ -58,6 +69,25 @@ pub enum Error {
         size: u64,
         /// The cap.
         cap: u64,
+    },
+    /// A path that must be a regular file is something else (a symbolic
+    /// link where none is followed, a FIFO, a directory, ...).
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it should be (`vault`, `lock file`, `key file`).
+        what: &'static str,
+        /// What it is.
+        found: &'static str,
+    },
+    /// Another writer held the vault's lock for longer than the wait allows.
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, if it said (`pid N (program)`).
+        holder: Option<String>,
+        /// How long we waited, in seconds.
+        waited: u64,
     },
     /// The vault file does not exist.
     VaultNotFound {
@@ -160,6 +190,17 @@ impl fmt::Display for Error {
                 f,
                 "refusing to open: the vault asks for excessive key-derivation work ({what}); it was crafted or damaged"
             ),
+            Error::OtherVersion => write!(
+                f,
+                "the keys are for another version of this vault (it was written since); ask again"
+            ),
+            Error::KeyService { reason } => {
+                write!(f, "no keys for writing the vault: {reason}")
+            }
+            Error::NeedsMasterKey => write!(
+                f,
+                "this needs the vault's own key: pass --key-file or --passphrase-fd (keys from an agent or a passphrase cache only read and write credentials)"
+            ),
             Error::HeaderTampered => write!(
                 f,
                 "vault header authentication failed: the header was modified; restore the vault from a backup"
@@ -183,6 +224,24 @@ impl fmt::Display for Error {
             Error::Oversized { what, size, cap } => {
                 write!(f, "{what} is too large: {size} bytes, the limit is {cap}")
             }
+            Error::NotAFile { path, what, found } => write!(
+                f,
+                "refusing {}: the {what} must be a regular file, and it is {found}; move it away",
+                path.display()
+            ),
+            Error::LockTimeout {
+                path,
+                holder,
+                waited,
+            } => write!(
+                f,
+                "another writer has held {} for over {waited}s{}; try again, or stop that process",
+                path.display(),
+                holder
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
+            ),
             Error::VaultNotFound { path } => write!(
                 f,
                 "no vault at {}: create one with `devc-vault init`, or point --vault / DEVC_VAULT at it",

@@ -1,10 +1,13 @@
-//! How devc-vault writes its files (crash-safe replacement): write a temp file in the same directory,
-//! fsync it, rename it over the target, fsync the directory. A reader sees
-//! the old file or the new one, never a mixture.
+//! How devc-vault reads and writes its files. Writes are crash-safe: a temp
+//! file in the same directory, fsync, rename over the target, fsync the
+//! directory, so a reader sees the old file or the new one, never a mixture;
+//! a writer (holding the vault's lock) removes the temp files of writers
+//! killed before their rename. Reads open without following a symlink and
+//! without blocking on a FIFO, and accept only regular files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -37,6 +40,80 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+/// What a path that is not a regular file is, for a message.
+fn kind_of(m: &Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading: never blocking on a FIFO, and, unless
+/// `follow`, not following a symbolic link at its last component. Anything
+/// but a regular file is refused with [`Error::NotAFile`].
+pub fn open_regular(path: &Path, follow: bool, what: &'static str) -> Result<(File, Metadata)> {
+    let mut flags = rustix::fs::OFlags::NONBLOCK;
+    if !follow {
+        flags |= rustix::fs::OFlags::NOFOLLOW;
+    }
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+    {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symlink fails with ELOOP.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                what,
+                found: "a symbolic link",
+            });
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            what,
+            found: kind_of(&meta),
+        });
+    }
+    Ok((file, meta))
+}
+
+/// Removes the temp files that writers of `target` killed before their
+/// rename left beside it (`.<name>.tmp-*`). Call it holding the lock that
+/// serializes those writers.
+pub fn remove_stale_temps(target: &Path) {
+    let dir = parent_dir(target);
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix)
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Writes `bytes` to a fresh 0600 temp file beside `target` and fsyncs it;

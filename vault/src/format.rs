@@ -17,10 +17,13 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
+use crate::access::{AccessKeys, Authority, KeyService, SALT_LEN};
 use crate::entry::Payload;
 use crate::error::{Error, Result};
 use crate::hex;
-use crate::primitives::{self, KEY_LEN, NONCE_LEN, TAG_LEN, random};
+use crate::primitives::{self, Argon2Cost, KEY_LEN, NONCE_LEN, TAG_LEN, random};
 use crate::secret::{KeySecret, MasterKey, Passphrase};
 use crate::slot::{Slot, SlotKind};
 
@@ -34,10 +37,6 @@ pub const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 pub const MAX_SLOTS: usize = 32;
 /// Longest header line; longer means damage, not a bigger vault.
 const MAX_LINE_LEN: usize = 512;
-
-const LABEL_PAYLOAD: &[u8] = b"devc-vault v1 payload key";
-const LABEL_MAC: &[u8] = b"devc-vault v1 header mac key";
-const LABEL_COMMIT: &[u8] = b"devc-vault v1 key commitment";
 
 /// A vault's random 16-byte identity, fixed at creation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,8 +72,12 @@ pub enum Key {
     Secret(KeySecret),
     /// A passphrase.
     Passphrase(Passphrase),
-    /// The master key itself, as answered by an agent or cache.
+    /// The master key itself, when the caller unwrapped it (a passphrase
+    /// prompt that then hands it to the cache); never from an agent.
     Master(MasterKey),
+    /// The keys of this version of the vault, as an agent or a passphrase
+    /// cache answers them, and the service that gives keys for the next.
+    Delegated(AccessKeys, Arc<dyn KeyService>),
 }
 
 /// A parsed, still-encrypted vault: the header is readable, nothing else.
@@ -86,7 +89,7 @@ pub struct SealedVault {
     pub created: u64,
     /// The keyslots, in file order.
     pub slots: Vec<Slot>,
-    salt: [u8; 32],
+    salt: [u8; SALT_LEN],
     commit: [u8; KEY_LEN],
     mac: [u8; KEY_LEN],
     /// The whole file; the header is `..header_end`, the payload `payload_start..`.
@@ -223,6 +226,7 @@ fn parse_fields(bytes: &[u8]) -> Result<SealedVault> {
             }
         }
     };
+    check_work(&slots)?;
     let payload_len = lines.decimal(b"payload", "bad payload length")?;
     let commit = lines.single::<KEY_LEN>(b"commit", "bad commitment")?;
     let header_end = lines.pos;
@@ -256,11 +260,38 @@ fn parse_fields(bytes: &[u8]) -> Result<SealedVault> {
     })
 }
 
+/// Refuses slots whose derivations add up to more than
+/// [`Argon2Cost::MAX_FILE_WORK`] (each slot is within its own caps already):
+/// a reader tries every passphrase slot, so the file decides the total.
+pub(crate) fn check_work(slots: &[Slot]) -> Result<()> {
+    let total: u64 = slots
+        .iter()
+        .filter_map(|s| match s.kind {
+            SlotKind::Passphrase(c) => Some(c.work()),
+            _ => None,
+        })
+        .sum();
+    if total > Argon2Cost::MAX_FILE_WORK {
+        return Err(Error::ExcessiveWork {
+            what: format!(
+                "its passphrase slots ask for {total} KiB-passes of argon2id in all, over the {} a vault may ask (ten unlocks at the default cost)",
+                Argon2Cost::MAX_FILE_WORK
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl SealedVault {
     /// Parses a whole vault file strictly (see [`crate::Store::read`] for
     /// reading one from disk). No key is needed or used.
     pub fn parse(bytes: Vec<u8>) -> Result<SealedVault> {
         parse_owned(bytes)
+    }
+
+    /// The salt of this version (what an agent derives its keys from).
+    pub fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
     }
 
     /// Finds a slot the key opens and returns the master key.
@@ -269,6 +300,7 @@ impl SealedVault {
     pub fn unwrap_master(&self, key: &Key) -> Result<MasterKey> {
         let found = match key {
             Key::Master(vmk) => Some(vmk.clone()),
+            Key::Delegated(..) => return Err(Error::NeedsMasterKey),
             Key::Secret(secret) => {
                 let id = crate::slot::SlotId::of_secret(secret);
                 let mut order: Vec<&Slot> = self.slots.iter().filter(|s| s.id == id).collect();
@@ -297,13 +329,36 @@ impl SealedVault {
 
     /// Opens the vault with a key: unwrap, commitment, header MAC, payload.
     pub fn open(&self, key: &Key) -> Result<crate::Vault> {
-        let vmk = self.unwrap_master(key)?;
-        self.open_with_master(vmk)
+        match key {
+            Key::Delegated(keys, service) => {
+                if keys.salt != self.salt {
+                    return Err(Error::OtherVersion);
+                }
+                let payload = self.decrypt(keys)?;
+                Ok(self.vault(Authority::Delegated(Arc::clone(service)), payload))
+            }
+            _ => self.open_with_master(self.unwrap_master(key)?),
+        }
     }
 
     /// Opens the vault with its master key (the last three checks of `open`).
     pub fn open_with_master(&self, vmk: MasterKey) -> Result<crate::Vault> {
-        let keys = WriteKeys::derive(&vmk, &self.salt);
+        let payload = self.decrypt(&AccessKeys::derive(&vmk, self.salt))?;
+        Ok(self.vault(Authority::Master(vmk), payload))
+    }
+
+    fn vault(&self, authority: Authority, payload: Payload) -> crate::Vault {
+        crate::Vault::from_parts(
+            self.id,
+            self.created,
+            self.slots.clone(),
+            authority,
+            payload,
+        )
+    }
+
+    /// Commitment, header MAC, payload: the checks after a key was found.
+    fn decrypt(&self, keys: &AccessKeys) -> Result<Payload> {
         if !primitives::ct_eq(&keys.commit, &self.commit) {
             return Err(Error::CommitmentMismatch);
         }
@@ -315,47 +370,24 @@ impl SealedVault {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("payload length checked at parse");
         let plain =
             primitives::open(&keys.payload, &nonce, ct, header).ok_or(Error::PayloadTampered)?;
-        let payload = Payload::from_json(&plain)?;
-        Ok(crate::Vault::from_parts(
-            self.id,
-            self.created,
-            self.slots.clone(),
-            vmk,
-            payload,
-        ))
+        Payload::from_json(&plain)
     }
 }
 
-struct WriteKeys {
-    payload: zeroize::Zeroizing<[u8; KEY_LEN]>,
-    mac: zeroize::Zeroizing<[u8; KEY_LEN]>,
-    commit: zeroize::Zeroizing<[u8; KEY_LEN]>,
-}
-
-impl WriteKeys {
-    fn derive(vmk: &MasterKey, salt: &[u8; 32]) -> WriteKeys {
-        WriteKeys {
-            payload: primitives::hkdf(vmk.expose(), salt, LABEL_PAYLOAD),
-            mac: primitives::hkdf(vmk.expose(), salt, LABEL_MAC),
-            commit: primitives::hkdf(vmk.expose(), salt, LABEL_COMMIT),
-        }
-    }
-}
-
-/// Serializes and encrypts a vault with a fresh salt (so fresh write keys).
+/// Serializes and encrypts a vault under `keys` (a fresh salt's, so fresh
+/// payload and MAC keys for every write).
 pub fn seal(
     id: &VaultId,
     created: u64,
     slots: &[Slot],
-    vmk: &MasterKey,
+    keys: &AccessKeys,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
     assert!(
         !slots.is_empty() && slots.len() <= MAX_SLOTS,
         "slot count is checked by Vault"
     );
-    let salt = random::<32>();
-    let keys = WriteKeys::derive(vmk, &salt);
+    let salt = keys.salt;
     let payload_len = (NONCE_LEN + plaintext.len() + TAG_LEN) as u64;
 
     let mut header = String::new();
@@ -369,7 +401,7 @@ pub fn seal(
     header.push_str(&format!(
         "salt {}\npayload {payload_len}\ncommit {}\n",
         hex::encode(&salt),
-        hex::encode(keys.commit.as_slice())
+        hex::encode(&keys.commit)
     ));
     let mac = primitives::hmac(&keys.mac, header.as_bytes());
     let nonce = random::<NONCE_LEN>();

@@ -11,9 +11,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::file;
+use crate::format::{Key, SealedVault};
 use crate::hex;
 use crate::primitives::{KEY_LEN, hkdf};
 use crate::secret::KeySecret;
+use crate::store::pending_key_path;
 
 const PREFIX: &[u8] = b"devc-vault-key v1 ";
 /// Exact length of a key file's line, without its newline.
@@ -48,33 +50,88 @@ pub fn key_id(secret: &KeySecret) -> String {
     hex::encode(&id[..8])
 }
 
-/// Reads and checks a key file: permissions first, then size, then form.
+/// Reads and checks a key file: a regular file (opened without blocking;
+/// a symbolic link is followed, as secrets mounts use them), permissions,
+/// then size, then form.
 pub fn read(path: &Path) -> Result<KeySecret> {
-    let meta = fs::metadata(path).map_err(|e| Error::io("read key file", path, e))?;
-    if !meta.is_file() {
-        return Err(Error::MalformedKeyFile {
-            path: Some(path.to_path_buf()),
-            reason: "it is not a regular file",
-        });
-    }
+    let (file, meta) = file::open_regular(path, true, "key file").map_err(|e| match e {
+        Error::Io { source, .. } => Error::io("read key file", path, source),
+        other => other,
+    })?;
     if meta.mode() & 0o077 != 0 {
         return Err(Error::KeyFilePermissions {
             path: path.to_path_buf(),
             mode: meta.mode(),
         });
     }
-    read_checked_content(path)
-}
-
-fn read_checked_content(path: &Path) -> Result<KeySecret> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(LINE_LEN + 1));
-    fs::File::open(path)
-        .and_then(|f| f.take(LINE_LEN as u64 + 2).read_to_end(&mut buf))
+    // Sized for the one line and a byte more, so it never reallocates.
+    let mut buf = Zeroizing::new(Vec::with_capacity(LINE_LEN + 2));
+    file.take(LINE_LEN as u64 + 2)
+        .read_to_end(&mut buf)
         .map_err(|e| Error::io("read key file", path, e))?;
     parse(&buf).map_err(|reason| Error::MalformedKeyFile {
         path: Some(path.to_path_buf()),
         reason,
     })
+}
+
+/// Whether `secret` opens a key-file or agent slot of `sealed`.
+pub fn opens(secret: &KeySecret, sealed: &SealedVault) -> bool {
+    sealed.unwrap_master(&Key::Secret(secret.clone())).is_ok()
+}
+
+/// The key at `path` that opens `sealed`: the key file itself, or, when a
+/// rotate was interrupted between replacing the vault and renaming
+/// `K.next` over `K`, `K.next`. (The next writer completes the rename: see
+/// [`crate::Store::with_key_file`].) When neither opens, `K`'s own result.
+pub fn read_for(path: &Path, sealed: &SealedVault) -> Result<KeySecret> {
+    let k = read(path);
+    if k.as_ref().is_ok_and(|k| opens(k, sealed)) {
+        return k;
+    }
+    match read(&pending_key_path(path)) {
+        Ok(next) if opens(&next, sealed) => Ok(next),
+        // A rotate may have renamed K.next over K between the two reads.
+        _ => match read(path) {
+            Ok(again) if opens(&again, sealed) => Ok(again),
+            _ => k,
+        },
+    }
+}
+
+/// What [`settle`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Nothing was pending.
+    Nothing,
+    /// `K.next`, the only key that opened the vault, was renamed over `K`.
+    Completed,
+    /// A `K.next` that opens nothing (a rotate died before replacing the
+    /// vault) was removed.
+    Removed,
+}
+
+/// Finishes what an interrupted rotate left at `path`, given the vault on
+/// disk. Call it holding the vault's write lock: rotates hold it for their
+/// whole run, so nothing here is half done by a live one.
+pub fn settle(path: &Path, sealed: &SealedVault) -> Result<Settled> {
+    let next = pending_key_path(path);
+    let Ok(pending) = read(&next) else {
+        return Ok(Settled::Nothing);
+    };
+    if read(path).is_ok_and(|k| opens(&k, sealed)) {
+        if !opens(&pending, sealed) {
+            fs::remove_file(&next).map_err(|e| Error::io("remove", &next, e))?;
+            return Ok(Settled::Removed);
+        }
+        return Ok(Settled::Nothing);
+    }
+    if opens(&pending, sealed) {
+        fs::rename(&next, path).map_err(|e| Error::io("replace key file", path, e))?;
+        file::fsync_dir(&file::parent_dir(path))?;
+        return Ok(Settled::Completed);
+    }
+    Ok(Settled::Nothing)
 }
 
 /// Writes a new key file, refusing to overwrite one; creates its directory 0700.

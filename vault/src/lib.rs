@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod entry;
 mod error;
 pub mod file;
@@ -40,6 +41,7 @@ mod slot;
 mod store;
 mod vault;
 
+pub use access::{ACCESS_KEYS_LEN, AccessKeys, KeyService, SALT_LEN};
 pub use entry::{Chain, DockerEntry, GitEntry, GitQuery, MAX_SECRET_LEN, Payload, Source};
 pub use error::{Error, Result};
 pub use format::{FORMAT_VERSION, Key, MAX_FILE_LEN, MAX_SLOTS, SealedVault, VaultId};
@@ -47,5 +49,5 @@ pub use primitives::Argon2Cost;
 pub use project::Project;
 pub use secret::{KeySecret, MasterKey, Passphrase, ReadCappedError, Secret, read_capped};
 pub use slot::{Slot, SlotId, SlotKind};
-pub use store::{RotateKeyFile, Store, pending_key_path};
+pub use store::{Store, pending_key_path};
 pub use vault::{RotateKeys, Rotated, Upsert, Vault, now};

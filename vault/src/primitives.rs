@@ -113,6 +113,16 @@ impl Argon2Cost {
     /// Largest lane count a vault may ask for.
     pub const MAX_P: u32 = 8;
 
+    /// Work done by one derivation, in KiB-passes (memory times passes;
+    /// lanes split the same work).
+    pub fn work(&self) -> u64 {
+        u64::from(self.m_kib) * u64::from(self.t)
+    }
+
+    /// The most derivation work one vault file may ask of a reader, over
+    /// all its passphrase slots: ten derivations at the default cost.
+    pub const MAX_FILE_WORK: u64 = 10 * (64 * 1024) * 3;
+
     /// Refuses costs above the caps, before any work is done.
     pub fn check_caps(&self) -> Result<()> {
         let over = |name: &str, v: u32, cap: u32| Error::ExcessiveWork {

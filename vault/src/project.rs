@@ -10,7 +10,7 @@ use crate::format::Key;
 use crate::keyfile;
 use crate::secret::KeySecret;
 use crate::slot::SlotKind;
-use crate::store::{RotateKeyFile, Store};
+use crate::store::Store;
 use crate::vault::Vault;
 
 /// A vault opened by a key file, e.g. `~/.local/share/devc/<project>/.credentials.enc`
@@ -24,9 +24,10 @@ pub struct Project {
 impl Project {
     /// The project at these paths; nothing is read or created yet.
     pub fn new(vault: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Project {
+        let key_file = key_file.into();
         Project {
-            store: Store::new(vault),
-            key_file: key_file.into(),
+            store: Store::new(vault).with_key_file(&key_file),
+            key_file,
         }
     }
 
@@ -70,8 +71,9 @@ impl Project {
 
     /// Opens the vault (to read its entries).
     pub fn open(&self) -> Result<Vault> {
-        let key = Key::Secret(keyfile::read(&self.key_file)?);
-        self.store.read()?.open(&key)
+        let sealed = self.store.read()?;
+        let key = Key::Secret(keyfile::read_for(&self.key_file, &sealed)?);
+        sealed.open(&key)
     }
 
     /// Replaces every entry that came from the host with `docker` and `git`
@@ -80,25 +82,17 @@ impl Project {
     /// git slot. Give each entry a [`crate::Source`] so that the next
     /// replace finds it again.
     pub fn replace(&self, docker: Vec<DockerEntry>, git: Vec<GitEntry>) -> Result<()> {
-        let key = Key::Secret(keyfile::read(&self.key_file)?);
-        self.store
-            .update(|s| s.open(&key), |v| v.replace_host_entries(docker, git))
+        self.store.update(
+            |s| s.open(&Key::Secret(keyfile::read_for(&self.key_file, s)?)),
+            |v| v.replace_host_entries(docker, git),
+        )
     }
 
     /// Replaces the master key and the key file's secret. Copies of the old
     /// key file (and of the vault opened with it) open no later version.
     pub fn rotate(&self) -> Result<()> {
-        let secret = keyfile::read(&self.key_file)?;
-        let key = Key::Secret(secret.clone());
-        self.store.rotate(
-            |s| s.open(&key),
-            &[RotateKeyFile {
-                path: self.key_file.clone(),
-                secret,
-            }],
-            Vec::new(),
-            false,
-        )?;
+        self.store
+            .rotate(std::slice::from_ref(&self.key_file), Vec::new(), false)?;
         Ok(())
     }
 }

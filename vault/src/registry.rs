@@ -52,7 +52,10 @@ impl Address {
             }
             None => (None, s.strip_prefix("//").unwrap_or(s)),
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        // A backslash ends the authority as a slash does: WHATWG URL
+        // parsers treat it so for http(s), and a client that does would
+        // send `https://evil.example\@registry.example/` to evil.example.
+        let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
         let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let (host, port) = split_host_port(authority)?;
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -258,6 +261,23 @@ mod tests {
         // A port makes it some other registry.
         assert_eq!(matches("docker.io:5000", "docker.io"), None);
         assert_eq!(matches("hub.docker.com", "docker.io"), None);
+    }
+
+    #[test]
+    fn a_backslash_ends_the_host_as_a_slash_does() {
+        for s in [
+            "https://evil.example\\@registry.example/",
+            "evil.example\\@registry.example",
+            "//evil.example\\@registry.example:5000",
+        ] {
+            assert_eq!(
+                Address::parse(s).map(|a| a.host),
+                Some("evil.example".into()),
+                "{s}"
+            );
+            assert_eq!(matches(s, "registry.example"), None, "{s}");
+            assert_eq!(matches(s, "registry.example:5000"), None, "{s}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::access::{AccessKeys, Authority};
 use crate::entry::{DockerEntry, GitEntry, GitQuery, Payload};
 use crate::error::{Error, Result};
 use crate::format::{self, MAX_SLOTS, VaultId};
@@ -24,7 +25,7 @@ pub struct Vault {
     id: VaultId,
     created: u64,
     slots: Vec<Slot>,
-    vmk: MasterKey,
+    authority: Authority,
     payload: Payload,
     /// Something changed since it was opened: [`crate::Store::update`]
     /// writes only then.
@@ -67,7 +68,7 @@ impl Vault {
             id: VaultId::generate(),
             created: now(),
             slots: Vec::new(),
-            vmk: MasterKey::generate(),
+            authority: Authority::Master(MasterKey::generate()),
             payload: Payload::default(),
             changed: true,
         }
@@ -77,14 +78,14 @@ impl Vault {
         id: VaultId,
         created: u64,
         slots: Vec<Slot>,
-        vmk: MasterKey,
+        authority: Authority,
         payload: Payload,
     ) -> Vault {
         Vault {
             id,
             created,
             slots,
-            vmk,
+            authority,
             payload,
             changed: false,
         }
@@ -98,9 +99,13 @@ impl Vault {
     pub fn created(&self) -> u64 {
         self.created
     }
-    /// The master key (handed to a cache agent after a passphrase unlock).
-    pub fn master_key(&self) -> &MasterKey {
-        &self.vmk
+    /// The master key, when a key file or a passphrase opened the vault;
+    /// keys from an agent or a cache never include it.
+    pub fn master_key(&self) -> Result<&MasterKey> {
+        match &self.authority {
+            Authority::Master(vmk) => Ok(vmk),
+            Authority::Delegated(_) => Err(Error::NeedsMasterKey),
+        }
     }
     /// The keyslots.
     pub fn slots(&self) -> &[Slot] {
@@ -125,6 +130,7 @@ impl Vault {
     }
 
     fn push_slot(&mut self, slot: Slot) -> Result<SlotId> {
+        self.master_key()?;
         if self.slots.len() >= MAX_SLOTS {
             return Err(Error::TooManySlots);
         }
@@ -136,7 +142,7 @@ impl Vault {
 
     /// Adds a slot opened by a key-file secret (or, with `SlotKind::Agent`, an agent secret).
     pub fn add_secret_slot(&mut self, kind: SlotKind, secret: &KeySecret) -> Result<SlotId> {
-        let slot = Slot::for_secret(kind, &self.id, &self.vmk, secret);
+        let slot = Slot::for_secret(kind, &self.id, self.master_key()?, secret);
         if self.slots.iter().any(|s| s.id == slot.id && s.kind == kind) {
             return Err(Error::InvalidEntry {
                 reason: format!("a {} slot for key {} already exists", kind.name(), slot.id),
@@ -175,16 +181,53 @@ impl Vault {
         if self.slots.len() >= MAX_SLOTS {
             return Err(Error::TooManySlots);
         }
-        let slot = Slot::for_passphrase(&self.id, &self.vmk, passphrase, cost)?;
+        // The file's total derivation work is checked before any is done.
+        let existing: u64 = self
+            .slots
+            .iter()
+            .filter_map(|s| match s.kind {
+                SlotKind::Passphrase(c) => Some(c.work()),
+                _ => None,
+            })
+            .sum();
+        if existing + cost.work() > Argon2Cost::MAX_FILE_WORK {
+            return Err(Error::ExcessiveWork {
+                what: format!(
+                    "this slot would bring the vault's argon2id work to {} KiB-passes, over the {} a vault may ask; use a lower --kdf-cost",
+                    existing + cost.work(),
+                    Argon2Cost::MAX_FILE_WORK
+                ),
+            });
+        }
+        let slot = Slot::for_passphrase(&self.id, self.master_key()?, passphrase, cost)?;
         self.push_slot(slot)
     }
 
-    /// Removes a slot by id; refuses to remove the last one.
+    /// Removes a slot, and replaces the master key in the same change, so
+    /// that the removed slot's key, with any older copy of the file, opens
+    /// no later version. Every remaining slot is re-made under the new
+    /// master key with the keys in `keys` (key files keep their secrets,
+    /// passphrases their values); a remaining slot whose key is missing makes
+    /// the call fail, naming it, unless `drop_locked`. Refuses to remove the
+    /// last slot.
     ///
     /// `id` is a slot id, or `kind:id` (e.g. `agent:0123456789abcdef`): a
     /// key-file and an agent slot made from the same secret share an id, and
     /// an ambiguous id is refused rather than guessed.
-    pub fn remove_slot(&mut self, id: &str) -> Result<()> {
+    pub fn remove_slot(
+        &mut self,
+        id: &str,
+        keys: &RotateKeys,
+        drop_locked: bool,
+    ) -> Result<Rotated> {
+        let pos = self.find_slot(id)?;
+        if self.slots.len() == 1 {
+            return Err(Error::LastSlot);
+        }
+        self.rekey(keys, false, Some(pos), drop_locked)
+    }
+
+    fn find_slot(&self, id: &str) -> Result<usize> {
         let (kind, hex) = match id.split_once(':') {
             Some((k, h)) => (Some(k), h),
             None => (None, id),
@@ -197,23 +240,15 @@ impl Vault {
                 s.id == wanted && kind.is_none_or(|k| k == s.kind.name())
             })
             .collect();
-        let pos = match matches.as_slice() {
-            [] => return Err(unknown()),
-            [one] => *one,
-            _ => {
-                return Err(Error::InvalidEntry {
-                    reason: format!(
-                        "slot id {hex} names more than one slot; say which, e.g. keyfile:{hex} or agent:{hex}"
-                    ),
-                });
-            }
-        };
-        if self.slots.len() == 1 {
-            return Err(Error::LastSlot);
+        match matches.as_slice() {
+            [] => Err(unknown()),
+            [one] => Ok(*one),
+            _ => Err(Error::InvalidEntry {
+                reason: format!(
+                    "slot id {hex} names more than one slot; say which, e.g. keyfile:{hex} or agent:{hex}"
+                ),
+            }),
         }
-        self.slots.remove(pos);
-        self.changed = true;
-        Ok(())
     }
 
     /// Stores a docker entry by the vault's rule: it replaces every entry
@@ -360,26 +395,51 @@ impl Vault {
     /// re-made under the new key (key files get new secrets, passphrases
     /// fresh salts); other slots make the call fail unless `drop_locked`.
     pub fn rotate(&mut self, keys: &RotateKeys, drop_locked: bool) -> Result<Rotated> {
+        self.rekey(keys, true, None, drop_locked)
+    }
+
+    /// A new master key; every slot but `skip` re-made under it with the
+    /// supplied keys, key files with new secrets when `renew_key_files`.
+    fn rekey(
+        &mut self,
+        keys: &RotateKeys,
+        renew_key_files: bool,
+        skip: Option<usize>,
+        drop_locked: bool,
+    ) -> Result<Rotated> {
+        self.master_key()?;
         let new_vmk = MasterKey::generate();
-        let new_secrets: Vec<Option<KeySecret>> = keys
+        let opens = |secret: &KeySecret| {
+            self.slots
+                .iter()
+                .any(|slot| slot.unwrap_secret(&self.id, secret).is_some())
+        };
+        // Each supplied key-file secret that opens a slot, and what replaces it.
+        let replacements: Vec<Option<KeySecret>> = keys
             .secrets
             .iter()
             .map(|s| {
-                self.slots
-                    .iter()
-                    .any(|slot| slot.unwrap_secret(&self.id, s).is_some())
-                    .then(KeySecret::generate)
+                opens(s).then(|| {
+                    if renew_key_files {
+                        KeySecret::generate()
+                    } else {
+                        s.clone()
+                    }
+                })
             })
             .collect();
 
         let mut new_slots = Vec::new();
         let mut dropped = Vec::new();
-        for slot in &self.slots {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if Some(i) == skip {
+                continue;
+            }
             let remade = match slot.kind {
                 SlotKind::KeyFile | SlotKind::Agent => keys
                     .secrets
                     .iter()
-                    .zip(&new_secrets)
+                    .zip(&replacements)
                     .find(|(old, _)| slot.unwrap_secret(&self.id, old).is_some())
                     .and_then(|(_, new)| new.as_ref())
                     .map(|new| Slot::for_secret(slot.kind, &self.id, &new_vmk, new)),
@@ -412,10 +472,14 @@ impl Vault {
         }
         let dropped = dropped.iter().map(|s| s.id).collect();
         self.slots = new_slots;
-        self.vmk = new_vmk;
+        self.authority = Authority::Master(new_vmk);
         self.changed = true;
         Ok(Rotated {
-            new_secrets,
+            new_secrets: if renew_key_files {
+                replacements
+            } else {
+                vec![None; keys.secrets.len()]
+            },
             dropped,
         })
     }
@@ -425,12 +489,17 @@ impl Vault {
         self.changed
     }
 
-    /// Encrypts the vault into file bytes with a fresh salt.
+    /// Encrypts the vault into file bytes under a fresh salt: drawn here
+    /// with the master key, or by the agent or cache that opened the vault.
     pub fn seal(&self) -> Result<Vec<u8>> {
         if self.slots.is_empty() {
             return Err(Error::LastSlot);
         }
+        let keys = match &self.authority {
+            Authority::Master(vmk) => AccessKeys::fresh(vmk),
+            Authority::Delegated(service) => service.write_keys(&self.id, &self.slots)?,
+        };
         let json = self.payload.to_json();
-        format::seal(&self.id, self.created, &self.slots, &self.vmk, &json)
+        format::seal(&self.id, self.created, &self.slots, &keys, &json)
     }
 }

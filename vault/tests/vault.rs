@@ -136,11 +136,24 @@ fn oversized_secret_is_refused() {
 }
 
 #[test]
-fn control_characters_are_never_stored() {
+fn docker_secrets_take_any_string_names_and_git_values_no_control_characters() {
+    let k = KeySecret::generate();
     let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    let json_key = "{\n  \"type\": \"service_account\",\n\t\"k\": \"a\\nb\"\r\n}\0é😀";
+    v.upsert_docker(docker("h", "u", json_key)).unwrap();
+    let back = SealedVault::parse(v.seal().unwrap())
+        .unwrap()
+        .open(&Key::Secret(k))
+        .unwrap();
+    assert_eq!(back.docker()[0].secret.expose(), json_key);
     for bad in ["a\nb", "a\rb", "a\0b"] {
-        assert!(v.upsert_docker(docker("h", "u", bad)).is_err());
         assert!(v.upsert_docker(docker(bad, "u", "s")).is_err());
+        assert!(v.upsert_docker(docker("h", bad, "s")).is_err());
+        assert!(
+            v.upsert_git(GitEntry::new("https", "h", "u", bad.into()))
+                .is_err()
+        );
     }
 }
 
@@ -162,18 +175,23 @@ fn excessive_argon2_cost_is_refused_before_work() {
 fn slot_ops_and_last_slot_refused() {
     let k = KeySecret::generate();
     let mut v = Vault::create();
-    let a = v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
     let b = v
         .add_passphrase_slot(&Passphrase::new("p".into()), CHEAP)
         .unwrap();
     assert_eq!(v.slots().len(), 2);
-    v.remove_slot(&b.to_string()).unwrap();
+    let keys = RotateKeys {
+        secrets: vec![k.clone()],
+        passphrases: vec![],
+    };
+    v.remove_slot(&b.to_string(), &keys, false).unwrap();
+    let a = v.slots()[0].id;
     assert!(matches!(
-        v.remove_slot(&a.to_string()).unwrap_err(),
+        v.remove_slot(&a.to_string(), &keys, false).unwrap_err(),
         Error::LastSlot
     ));
     assert!(matches!(
-        v.remove_slot("0000000000000000").unwrap_err(),
+        v.remove_slot("0000000000000000", &keys, false).unwrap_err(),
         Error::UnknownSlot { .. }
     ));
     for _ in 1..MAX_SLOTS {
@@ -193,11 +211,15 @@ fn ambiguous_slot_id_is_refused_and_kind_prefix_selects() {
     let mut v = Vault::create();
     let id = v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
     v.add_secret_slot(SlotKind::Agent, &k).unwrap();
+    let keys = RotateKeys {
+        secrets: vec![k.clone()],
+        passphrases: vec![],
+    };
     assert!(matches!(
-        v.remove_slot(&id.to_string()).unwrap_err(),
+        v.remove_slot(&id.to_string(), &keys, false).unwrap_err(),
         Error::InvalidEntry { .. }
     ));
-    v.remove_slot(&format!("agent:{id}")).unwrap();
+    v.remove_slot(&format!("agent:{id}"), &keys, false).unwrap();
     assert_eq!(v.slots().len(), 1);
     assert_eq!(v.slots()[0].kind, SlotKind::KeyFile);
 }
@@ -211,7 +233,7 @@ fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
     v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
     v.add_secret_slot(SlotKind::KeyFile, &other).unwrap();
     v.add_passphrase_slot(&p, CHEAP).unwrap();
-    let old_vmk = v.master_key().expose().to_owned();
+    let old_vmk = v.master_key().unwrap().expose().to_owned();
 
     let keys = RotateKeys {
         secrets: vec![k.clone()],
@@ -226,7 +248,7 @@ fn rotate_rewraps_supplied_slots_and_refuses_to_drop_others() {
 
     let r = v.rotate(&keys, true).unwrap();
     assert_eq!(r.dropped.len(), 1);
-    assert_ne!(v.master_key().expose(), &old_vmk);
+    assert_ne!(v.master_key().unwrap().expose(), &old_vmk);
     let new_k = r.new_secrets[0].clone().expect("k opened a slot");
     let sealed = SealedVault::parse((v.seal().unwrap()).to_vec()).unwrap();
     assert!(sealed.open(&Key::Secret(new_k)).is_ok());
@@ -253,15 +275,7 @@ fn store_rotate_replaces_key_file_and_old_copy_is_refused() {
     store.create(&v).unwrap();
 
     store
-        .rotate::<Error>(
-            |s| s.open(&Key::Secret(k.clone())),
-            &[RotateKeyFile {
-                path: kpath.clone(),
-                secret: k.clone(),
-            }],
-            vec![],
-            false,
-        )
+        .rotate(std::slice::from_ref(&kpath), vec![], false)
         .unwrap();
     assert_ne!(std::fs::read(&kpath).unwrap(), old_copy);
     assert!(!pending_key_path(&kpath).exists());
@@ -373,4 +387,97 @@ fn key_file_permissions_and_form_are_checked() {
         keyfile::create(&p, &KeySecret::generate()).unwrap_err(),
         Error::AlreadyExists { .. }
     ));
+}
+
+/// The removed key together with an older copy of the file opens no later
+/// version: removing a slot replaces the master key.
+#[test]
+fn slot_remove_revokes_the_removed_key() {
+    let k1 = KeySecret::generate();
+    let k2 = KeySecret::generate();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k1).unwrap();
+    let id2 = v.add_secret_slot(SlotKind::KeyFile, &k2).unwrap();
+    let old_copy = SealedVault::parse(v.seal().unwrap()).unwrap();
+    let keys = RotateKeys {
+        secrets: vec![k1.clone()],
+        passphrases: vec![],
+    };
+    v.remove_slot(&id2.to_string(), &keys, false).unwrap();
+    v.upsert_docker(docker("ghcr.io", "me", "written-after"))
+        .unwrap();
+    let current = SealedVault::parse(v.seal().unwrap()).unwrap();
+    // The attacker: k2 and the old copy give the old master key...
+    let old_vmk = old_copy.unwrap_master(&Key::Secret(k2.clone())).unwrap();
+    // ...which opens no later version, and k2 opens no slot of it.
+    assert!(current.open(&Key::Master(old_vmk)).is_err());
+    assert!(current.open(&Key::Secret(k2)).is_err());
+    let back = current.open(&Key::Secret(k1.clone())).unwrap();
+    assert_eq!(back.docker()[0].secret.expose(), "written-after");
+    // A remaining slot whose key is not given is named, and nothing changes.
+    let k3 = KeySecret::generate();
+    let mut v = Vault::create();
+    let id1 = v.add_secret_slot(SlotKind::KeyFile, &k1).unwrap();
+    v.add_secret_slot(SlotKind::KeyFile, &k3).unwrap();
+    v.add_passphrase_slot(&Passphrase::new("p".into()), CHEAP)
+        .unwrap();
+    let err = v.remove_slot(&id1.to_string(), &keys, false).unwrap_err();
+    assert!(
+        matches!(err, Error::LockedSlots { ref slots } if slots.len() == 2),
+        "{err:?}"
+    );
+    assert_eq!(v.slots().len(), 3);
+}
+
+/// A rotate killed between replacing the vault and renaming K.next over K:
+/// readers open it with K.next, and the next writer completes the rename.
+#[test]
+fn an_interrupted_rotate_locks_nobody_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let kpath = dir.path().join("key");
+    let vpath = dir.path().join(".credentials.enc");
+    let k = KeySecret::generate();
+    keyfile::create(&kpath, &k).unwrap();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    Store::new(&vpath).create(&v).unwrap();
+    // What the crash leaves: the vault under K.next's secret, K still old.
+    let new = KeySecret::generate();
+    let mut fresh = Vault::create();
+    fresh.add_secret_slot(SlotKind::KeyFile, &new).unwrap();
+    std::fs::write(&vpath, fresh.seal().unwrap()).unwrap();
+    std::fs::write(pending_key_path(&kpath), keyfile::render(&new).as_bytes()).unwrap();
+    std::fs::set_permissions(
+        pending_key_path(&kpath),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let sealed = Store::new(&vpath).read().unwrap();
+    assert!(
+        sealed
+            .open(&Key::Secret(keyfile::read(&kpath).unwrap()))
+            .is_err()
+    );
+    let got = keyfile::read_for(&kpath, &sealed).unwrap();
+    assert!(
+        sealed.open(&Key::Secret(got)).is_ok(),
+        "readers fall back to K.next"
+    );
+
+    // The next writer that knows the key file completes the rename.
+    let store = Store::new(&vpath).with_key_file(&kpath);
+    store
+        .update(
+            |s| s.open(&Key::Secret(keyfile::read_for(&kpath, s)?)),
+            |v| v.upsert_docker(docker("h", "u", "s")).map(|_| ()),
+        )
+        .unwrap();
+    assert!(!pending_key_path(&kpath).exists());
+    let sealed = store.read().unwrap();
+    assert!(
+        sealed
+            .open(&Key::Secret(keyfile::read(&kpath).unwrap()))
+            .is_ok()
+    );
 }

@@ -249,6 +249,19 @@ fn regenerate() {
         "passphrase slot rewritten to ask for 4 GiB of argon2id memory",
         &replace(&pgood, &format!("{m} "), "m=4194304 "),
     );
+    let pslot = header_line(&pgood, "slot passphrase ");
+    let capped = pslot.replacen(
+        &format!("{m} t={} p={}", CHEAP.t, CHEAP.p),
+        "m=1048576 t=10 p=8",
+        1,
+    );
+    write(
+        "error-excessive-total-work",
+        "error excessive-work",
+        "passphrase vector passphrase",
+        "32 passphrase slots, each at the per-slot caps (m=1 GiB t=10 p=8): about 170 times the per-file budget of ten default unlocks, refused before any derivation",
+        &replace(&pgood, pslot, &vec![capped.as_str(); 32].join("\n")),
+    );
     let created = header_line(&good, "created ");
     let n: u64 = created[8..].parse().unwrap();
     write(

@@ -1,6 +1,6 @@
 //! `devc-vault add docker|git`: store a credential (secret read from stdin or the terminal).
 
-use devc_vault::{DockerEntry, GitEntry, Store};
+use devc_vault::{DockerEntry, GitEntry};
 
 use crate::Global;
 use crate::error::CliResult;
@@ -40,7 +40,7 @@ pub enum Args {
 
 /// Runs `add`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let store = Store::new(g.vault_path());
+    let store = g.store();
     // Read the sealed vault first so a missing vault fails before a prompt.
     store.read()?;
     match a {

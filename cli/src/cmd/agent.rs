@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devc_keydelivery::agent::state::Policy;
+use devc_keydelivery::agent::state::{Policy, SecretSource};
 use devc_keydelivery::agent::{self, AgentOptions};
 use devc_keydelivery::client::AgentClient;
 use devc_keydelivery::environment::{self, parse_duration};
 use devc_keydelivery::prompt::Tty;
 use devc_keydelivery::source::prompt_and_unwrap;
-use devc_vault::{Key, Store, VaultId};
+use devc_vault::{AccessKeys, Key, Store, VaultId};
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -25,24 +25,36 @@ fn vault_id(s: &str) -> Result<VaultId, String> {
         .ok_or_else(|| format!("{s:?} is not a vault id (32 hex digits, see `devc-vault status`)"))
 }
 
-/// Run the key agent: hold key files (or a passphrase-opened vault key) and
-/// answer unwrap requests on a unix socket; the held secrets never leave it.
+/// Run the key agent: hold key secrets (or a passphrase-opened vault key)
+/// and answer key requests on a unix socket a container can mount.
 ///
-/// With `--key-file K` (and `--load` for more), the agent opens every vault
-/// that K opens, and the agent slots made with `slot add agent`. Runs in
-/// the foreground until SIGTERM or SIGINT; SIGHUP re-reads the key files.
+/// The agent never hands out what it holds: a client gets the keys of one
+/// version of its vault, so `lock`, the TTLs and stopping the agent cut off
+/// every version written afterwards. It listens on two sockets: --socket,
+/// in a directory of its own that a container mounts (key requests only;
+/// this user and --allow-uid users), and an owner endpoint in your private
+/// runtime directory, never mounted, where `devc-vault lock|unlock|status
+/// --socket SOCKET` and `slot add agent` reach it.
+///
+/// With `--key-file K` (and `--load` for more), or `--key-command`, the agent
+/// opens every vault those keys open, and the agent slots made with `slot
+/// add agent`. Runs in the foreground until SIGTERM or SIGINT; SIGHUP reads
+/// the key files (or runs the key command) again.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Socket path [default: $DEVC_VAULT_AGENT_SOCK, else $XDG_RUNTIME_DIR/devc-vault/agent.sock]
+    /// Container-facing socket [default: $DEVC_VAULT_AGENT_SOCK, else $XDG_RUNTIME_DIR/devc-vault-agent/agent.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Another key file to hold (repeatable; `--key-file` gives the first)
     #[arg(long, value_name = "PATH")]
     load: Vec<PathBuf>,
+    /// Hold the key that this command prints (a key file's line), e.g. "pass show devc/myproj"; split on spaces, no shell
+    #[arg(long, value_name = "COMMAND")]
+    key_command: Option<String>,
     /// Prompt on the terminal for the vault's passphrase and hold its master key
     #[arg(long)]
     passphrase: bool,
-    /// Also serve this uid (e.g. a container's user; repeatable)
+    /// Also serve this uid on the container-facing socket (a container's user; repeatable)
     #[arg(long, value_name = "UID")]
     allow_uid: Vec<u32>,
     /// Serve only this vault id (repeatable; default: any vault)
@@ -63,15 +75,25 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> CliResult {
     // Absolute, so the re-reads on SIGHUP and after a rotate find the same
     // files whatever the working directory.
-    let key_files = g
+    let mut sources: Vec<SecretSource> = g
         .key_file
         .iter()
         .chain(&a.load)
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect::<Vec<PathBuf>>();
+        .map(|p| SecretSource::File(std::path::absolute(p).unwrap_or_else(|_| p.clone())))
+        .collect();
+    if let Some(cmd) = &a.key_command {
+        let argv: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
+        if argv.is_empty() {
+            return Err(CliError::Usage("--key-command is empty".into()));
+        }
+        sources.push(SecretSource::Command {
+            argv,
+            timeout: devc_keydelivery::environment::COMMAND_TIMEOUT,
+        });
+    }
     let mut masters = Vec::new();
     if a.passphrase || g.passphrase_fd.is_some() {
-        let sealed = Store::new(g.vault_path()).read()?;
+        let sealed = g.store().read()?;
         let vmk = match g.passphrase_fd {
             Some(fd) => sealed.unwrap_master(&Key::Passphrase(input::passphrase_from_fd(fd)?))?,
             None => {
@@ -85,22 +107,14 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         sealed.open_with_master(vmk.clone())?;
         masters.push((sealed.id, vmk));
     }
-    if key_files.is_empty() && masters.is_empty() {
+    if sources.is_empty() && masters.is_empty() {
         return Err(CliError::Usage(
-            "the agent has nothing to hold: give --key-file PATH (and --load PATH), or --passphrase / --passphrase-fd N".into(),
+            "the agent has nothing to hold: give --key-file PATH (and --load PATH), --key-command COMMAND, or --passphrase / --passphrase-fd N".into(),
         ));
     }
-    run_agent(a, key_files, masters)
-}
-
-fn run_agent(
-    a: Args,
-    key_files: Vec<PathBuf>,
-    masters: Vec<(VaultId, devc_vault::MasterKey)>,
-) -> CliResult {
     let opts = AgentOptions {
         socket: a.socket.unwrap_or_else(environment::default_agent_socket),
-        key_files,
+        sources,
         masters,
         policy: Policy {
             idle_ttl: a.idle_ttl,
@@ -121,7 +135,7 @@ fn run_agent(
 /// Options of `slot add agent`.
 #[derive(clap::Args, Debug)]
 pub struct SlotArgs {
-    /// The agent's socket [default: the first agent socket that answers]
+    /// The agent's container-facing socket (its owner endpoint is used) [default: the configured agent sockets]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Which held key to use, when the agent holds several (see `devc-vault status`)
@@ -129,44 +143,52 @@ pub struct SlotArgs {
     key_id: Option<String>,
 }
 
-/// Connects to `socket`, else to the first configured agent that answers.
-pub fn connect(socket: Option<PathBuf>) -> CliResult<AgentClient> {
-    let candidates = match socket {
+/// The agent sockets a command addresses: `--socket`, else the configured ones.
+pub fn sockets(socket: Option<PathBuf>) -> CliResult<Vec<PathBuf>> {
+    Ok(match socket {
         Some(s) => vec![s],
         None => devc_keydelivery::Config::load()?.agent_sockets,
-    };
+    })
+}
+
+/// The owner endpoint of the first of `sockets` whose agent runs here as
+/// this user. Nothing else is ever sent a master key.
+pub fn connect_owner(sockets: &[PathBuf]) -> CliResult<AgentClient> {
     let mut last = None;
-    for s in &candidates {
-        match AgentClient::connect(s) {
+    for s in sockets {
+        match AgentClient::connect_owner(s) {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
     }
     Err(CliError::Usage(match last {
-        Some(e) => {
-            format!("{e}; start one with `devc-vault agent --key-file PATH` or pass --socket")
-        }
+        Some(e) => format!(
+            "{e}; start one on this host with `devc-vault agent --key-file PATH` or pass --socket"
+        ),
         None => "no agent socket configured".into(),
     }))
 }
 
-/// `slot add agent`: the agent makes the slot; we check it unwraps back to
-/// this vault's master key before writing, so a bad reply cannot lock it.
+/// `slot add agent`: the agent makes the slot over its owner endpoint; we
+/// check that it opens this vault's current version before writing it, so
+/// a bad reply cannot lock anyone out.
 pub fn add_slot(g: &Global, store: &Store, a: SlotArgs) -> CliResult {
-    let mut client = connect(a.socket)?;
+    let mut client = connect_owner(&sockets(a.socket)?)?;
     let agent_err = |e: devc_keydelivery::client::AgentError| CliError::Usage(e.to_string());
     let id = store.update(
         |s| unlock::open(s, g),
         |v| {
+            let vmk = v.master_key()?.clone();
             let slot = client
-                .wrap(&v.id(), a.key_id.clone(), v.master_key())
+                .wrap(&v.id(), a.key_id.clone(), &vmk)
                 .map_err(agent_err)?;
+            let probe = AccessKeys::fresh(&vmk);
             let back = client
-                .unwrap_slots(&v.id(), std::slice::from_ref(&slot))
+                .open_with(&v.id(), probe.salt(), std::slice::from_ref(&slot))
                 .map_err(agent_err)?;
-            if back != *v.master_key() {
+            if back != probe {
                 return Err(CliError::Usage(
-                    "the agent's slot does not unwrap to this vault's key; not added".into(),
+                    "the agent's slot does not open this vault; not added".into(),
                 ));
             }
             Ok(v.add_slot(slot)?)

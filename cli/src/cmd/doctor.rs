@@ -61,6 +61,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         .docker_config
         .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
     check_docker(&docker_dir, vault.as_ref(), &mut r);
+    check_plaintext(&docker_dir, &mut r);
     check_git(&mut r);
     for (bin, needed_by) in [
         (
@@ -134,6 +135,7 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
         cfg.key_file = k.clone();
     }
     cfg.prompt = PromptPolicy::Never;
+    check_pending_rotate(&cfg.key_file, &sealed, r);
     match unlock_with_source(&sealed, &cfg) {
         Ok((v, source)) => {
             r.ok(
@@ -169,6 +171,37 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
             r.problem("keys", e.to_string());
             None
         }
+    }
+}
+
+/// A `K.next` beside the key file: a rotate that a crash interrupted.
+fn check_pending_rotate(key_file: &Path, sealed: &devc_vault::SealedVault, r: &mut Report) {
+    use devc_vault::keyfile;
+    let next = devc_vault::pending_key_path(key_file);
+    let Ok(pending) = keyfile::read(&next) else {
+        return;
+    };
+    let k_opens = keyfile::read(key_file).is_ok_and(|k| keyfile::opens(&k, sealed));
+    if keyfile::opens(&pending, sealed) && !k_opens {
+        r.warn(
+            "keys",
+            format!(
+                "a rotate was interrupted after replacing the vault: {} opens it and {} does not; the helpers use it meanwhile; finish with `mv {} {}` (or any devc-vault command that writes with --key-file {})",
+                next.display(),
+                key_file.display(),
+                next.display(),
+                key_file.display(),
+                key_file.display()
+            ),
+        );
+    } else if k_opens && !keyfile::opens(&pending, sealed) {
+        r.warn(
+            "keys",
+            format!(
+                "{} is left from a rotate that stopped before replacing the vault and opens nothing; remove it",
+                next.display()
+            ),
+        );
     }
 }
 
@@ -215,6 +248,32 @@ fn check_docker(dir: &Path, vault: Option<&Vault>, r: &mut Report) {
                 missing.join(", ")
             ),
         );
+    }
+}
+
+/// Credentials in clear next to the vault: docker's config (and its
+/// backups) and git's `store` helper files.
+fn check_plaintext(docker_dir: &Path, r: &mut Report) {
+    for (path, registries) in docker_config::plaintext_files(docker_dir) {
+        r.problem(
+            "plaintext",
+            format!(
+                "{} holds credentials in clear for {}: run `devc-vault install`, which moves them into the vault",
+                path.display(),
+                registries.join(", ")
+            ),
+        );
+    }
+    for path in git_config::store_files() {
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+            r.problem(
+                "plaintext",
+                format!(
+                    "{} holds git credentials in clear (git's `store` helper): add them with `devc-vault add git` (or `devc-vault seal git` on the host), then delete the file",
+                    path.display()
+                ),
+            );
+        }
     }
 }
 

@@ -11,10 +11,14 @@ use crate::unlock::Keys;
 
 /// Point docker (config.json: credsStore and credHelpers) at the vault's helpers.
 ///
-/// Idempotent. The previous credsStore is recorded in the vault, and `get`
-/// asks it when the vault has no entry; the previous config.json is kept as
-/// config.json.bak. git: `devc-encrypted` goes first in the global
-/// credential.helper list, any helpers configured before stay after it.
+/// Idempotent. Credentials that config.json holds in clear (an `auths`
+/// entry's auth, identitytoken or password) are moved into the vault and
+/// removed from config.json; one that cannot be moved stops install before
+/// anything changes. The previous credsStore is recorded in the vault, and
+/// `get` asks it when the vault has no entry; the previous config.json,
+/// without credentials, is kept as config.json.bak. git: `devc-encrypted`
+/// goes first in the global credential.helper list, any helpers configured
+/// before stay after it.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The docker config directory [default: $DOCKER_CONFIG, else ~/.docker]
@@ -55,6 +59,12 @@ fn docker(dir: &std::path::Path, store: &Store, keys: &Keys) -> CliResult {
     }
     if !done.registries.is_empty() {
         println!("docker: credHelpers for {}", done.registries.join(", "));
+    }
+    if !done.moved.is_empty() {
+        println!(
+            "docker: moved the credentials for {} from {path} into the vault",
+            done.moved.join(", ")
+        );
     }
     if let Some(b) = &done.backup {
         println!("docker: the previous config is saved as {}", b.display());

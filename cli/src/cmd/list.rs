@@ -1,6 +1,5 @@
 //! `devc-vault list`: what the vault holds, never a secret.
 
-use devc_vault::Store;
 use serde_json::json;
 
 use crate::Global;
@@ -17,7 +16,7 @@ pub struct Args {
 
 /// Runs `list`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let vault = unlock::open(&Store::new(g.vault_path()).read()?, g)?;
+    let vault = unlock::open(&g.store().read()?, g)?;
     if a.json {
         let mut items = Vec::new();
         for d in vault.docker() {
@@ -34,22 +33,42 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         println!("{}", serde_json::Value::Array(items));
         return Ok(());
     }
+    // Entries may have been stored from inside a container: never let one
+    // move the cursor or retitle the terminal.
+    let show = |s: &str| terminal_safe(s);
     if vault.docker().is_empty() && vault.git().is_empty() {
         println!("(the vault is empty)");
     }
     for d in vault.docker() {
-        println!("docker  {}  {}", d.server_url, d.username);
+        println!("docker  {}  {}", show(&d.server_url), show(&d.username));
     }
     for e in vault.git() {
         let path = e
             .path
             .as_deref()
-            .map(|p| format!("/{p}"))
+            .map(|p| format!("/{}", show(p)))
             .unwrap_or_default();
         println!(
             "git     {}://{}{}  {}",
-            e.protocol, e.host, path, e.username
+            show(&e.protocol),
+            show(&e.host),
+            path,
+            show(&e.username)
         );
     }
     Ok(())
+}
+
+/// `s` with every control character (escape sequences, bells, line breaks)
+/// written as `\u{..}`.
+pub fn terminal_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

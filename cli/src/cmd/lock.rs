@@ -1,5 +1,6 @@
 //! `devc-vault lock`: the agent forgets its keys and the passphrase cache
-//! stops, so the next use needs `unlock` (or prompts again).
+//! stops, so the next use needs `unlock` (or prompts again). It talks to the
+//! agent's owner endpoint, on the host, as the agent's user.
 
 use std::path::PathBuf;
 
@@ -10,9 +11,14 @@ use crate::Global;
 use crate::error::{CliError, CliResult};
 
 /// Lock: the agent forgets its keys until `unlock`; the passphrase cache forgets and exits.
+///
+/// Run on the host by the agent's owner: it reaches the agent through its
+/// owner endpoint, which a container never sees. Versions of the vault
+/// written after a lock cannot be opened with anything the agent handed out
+/// before it.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The agent's socket [default: the configured agent sockets]
+    /// The agent's container-facing socket, as given to `agent --socket` [default: the configured agent sockets]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 }
@@ -26,7 +32,7 @@ pub fn run(_g: &Global, a: Args) -> CliResult {
     let mut errors = Vec::new();
     let mut locked = 0;
     for s in &cfg.agent_sockets {
-        match AgentClient::connect(s).and_then(|mut c| c.lock()) {
+        match AgentClient::connect_owner(s).and_then(|mut c| c.lock()) {
             Ok(()) => {
                 locked += 1;
                 println!("agent at {} locked", s.display());

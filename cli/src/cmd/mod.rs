@@ -33,6 +33,13 @@ pub fn parse_cost(s: &str) -> Result<Argon2Cost, String> {
         }
     }
     cost.check_caps().map_err(|e| e.to_string())?;
+    if cost.work() > Argon2Cost::MAX_FILE_WORK {
+        return Err(format!(
+            "m times t is {} KiB-passes, over the {} a vault may ask of a reader in all",
+            cost.work(),
+            Argon2Cost::MAX_FILE_WORK
+        ));
+    }
     if !cost.is_valid() {
         return Err("argon2id needs t >= 1, 1 <= p, and m >= 8*p KiB".into());
     }

@@ -1,6 +1,6 @@
 //! `devc-vault remove docker|git`: delete credentials.
 
-use devc_vault::{GitQuery, Store};
+use devc_vault::GitQuery;
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -34,7 +34,7 @@ pub enum Args {
 
 /// Runs `remove`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let store = Store::new(g.vault_path());
+    let store = g.store();
     let (what, n) = match a {
         Args::Docker { server } => {
             let what = format!("docker credential for {server}");

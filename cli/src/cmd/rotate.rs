@@ -1,6 +1,6 @@
 //! `devc-vault rotate`: a new master key; supplied slots re-made, key files re-keyed.
 
-use devc_vault::{RotateKeyFile, Store, keyfile};
+use std::path::PathBuf;
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -16,6 +16,9 @@ use crate::unlock;
 /// --drop-locked-slots.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Another key file whose slot stays (repeatable); it gets a new secret too
+    #[arg(long, value_name = "PATH")]
+    with_key_file: Vec<PathBuf>,
     /// Drop slots whose keys were not supplied instead of refusing
     #[arg(long)]
     drop_locked_slots: bool,
@@ -24,35 +27,19 @@ pub struct Args {
 /// Runs `rotate`.
 pub fn run(g: &Global, a: Args) -> CliResult {
     let keys = unlock::Keys::load(g)?;
-    if let (Some(path), None) = (&g.key_file, &keys.key_file) {
-        // With a passphrase too, load() tolerates a bad key file; rotate must not.
-        keyfile::read(path)?;
-    }
-    let key_files: Vec<RotateKeyFile> = keys
-        .key_file
-        .iter()
-        .map(|(path, secret)| RotateKeyFile {
-            path: path.clone(),
-            secret: secret.clone(),
-        })
-        .collect();
+    let key_files: Vec<PathBuf> = g.key_file.iter().chain(&a.with_key_file).cloned().collect();
     let passphrases: Vec<_> = keys.passphrase.iter().cloned().collect();
     if key_files.is_empty() && passphrases.is_empty() {
         return Err(CliError::Usage(
             "rotate needs the keys to keep: pass --key-file PATH and/or --passphrase-fd N".into(),
         ));
     }
-    let store = Store::new(g.vault_path());
-    let rotated = store.rotate(
-        |s| keys.open(s),
-        &key_files,
-        passphrases,
-        a.drop_locked_slots,
-    )?;
+    let store = g.store();
+    let rotated = store.rotate(&key_files, passphrases, a.drop_locked_slots)?;
     println!("rotated the master key of {}", store.path().display());
-    for (kf, new) in key_files.iter().zip(&rotated.new_secrets) {
+    for (path, new) in key_files.iter().zip(&rotated.new_secrets) {
         if new.is_some() {
-            println!("replaced the secret in {}", kf.path.display());
+            println!("replaced the secret in {}", path.display());
         }
     }
     for id in &rotated.dropped {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use devc_host::docker::import::{self as docker_import, Selection};
 use devc_host::git::import::{self as git_import, Query};
-use devc_vault::Store;
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -51,7 +50,7 @@ pub enum Args {
 
 /// Runs `seal`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let store = Store::new(g.vault_path());
+    let store = g.store();
     store.read()?;
     match a {
         Args::Docker {

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use devc_vault::{Argon2Cost, KeySecret, SlotKind, Store, keyfile};
+use devc_vault::{Argon2Cost, KeySecret, SlotKind, keyfile};
 
 use crate::Global;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::{input, unlock};
 
 /// Manage keyslots (any one slot opens the vault).
@@ -16,10 +16,25 @@ pub enum Args {
     /// Add a slot
     #[command(subcommand)]
     Add(AddArgs),
-    /// Remove a slot by id (the last slot is never removed)
+    /// Remove a slot, and replace the master key so the removed key opens nothing written after
+    ///
+    /// A key that was removed could still open a copy of the vault made
+    /// before, and with the master key it unwraps, every version after it.
+    /// So removing a slot also replaces the master key in the same write:
+    /// every remaining slot is re-made under the new one, which needs each
+    /// remaining slot's key (--key-file and --with-key-file for key-file and
+    /// agent slots, --passphrase-fd for a passphrase slot). A slot whose key
+    /// is missing makes it refuse, naming the slot, unless
+    /// --drop-locked-slots. The last slot is never removed.
     Remove {
         /// The slot id from `slot list`, or KIND:ID when a key-file and an agent slot share an id
         id: String,
+        /// Another key file whose slot stays (repeatable)
+        #[arg(long, value_name = "PATH")]
+        with_key_file: Vec<PathBuf>,
+        /// Drop remaining slots whose keys were not supplied instead of refusing
+        #[arg(long)]
+        drop_locked_slots: bool,
     },
 }
 
@@ -46,7 +61,7 @@ pub enum AddArgs {
 
 /// Runs `slot`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let store = Store::new(g.vault_path());
+    let store = g.store();
     match a {
         Args::List => {
             let sealed = store.read()?;
@@ -102,9 +117,28 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             println!("added passphrase slot {id}");
         }
         Args::Add(AddArgs::Agent(a)) => super::agent::add_slot(g, &store, a)?,
-        Args::Remove { id } => {
-            store.update(|s| unlock::open(s, g), |v| Ok(v.remove_slot(&id)?))?;
-            println!("removed slot {id}");
+        Args::Remove {
+            id,
+            with_key_file,
+            drop_locked_slots,
+        } => {
+            let keys = unlock::Keys::load(g)?;
+            // The remaining slots' keys, read under the lock with the vault they re-make.
+            let rekey = std::cell::RefCell::new(None);
+            let done = store.update(
+                |s| {
+                    *rekey.borrow_mut() = Some(keys.for_rekey(&with_key_file, s)?);
+                    keys.open(s)
+                },
+                |v| {
+                    let rekey = rekey.borrow_mut().take().unwrap_or_default();
+                    Ok::<_, CliError>(v.remove_slot(&id, &rekey, drop_locked_slots)?)
+                },
+            )?;
+            println!("removed slot {id}; the master key was replaced");
+            for dropped in done.dropped {
+                println!("dropped slot {dropped}");
+            }
         }
     }
     Ok(())

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use devc_keydelivery::client::{AgentClient, AgentError};
+use devc_keydelivery::endpoint::Trust;
 use devc_keydelivery::protocol::StatusInfo;
-use devc_keydelivery::{Config, PromptPolicy};
+use devc_keydelivery::{Config, PromptPolicy, environment};
 use devc_vault::Store;
 
 use crate::Global;
@@ -15,7 +16,7 @@ use crate::error::{CliError, CliResult};
 /// Show the agent's and the passphrase cache's state, and whether the vault opens (without prompting).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The agent's socket [default: the configured agent sockets]
+    /// The agent's container-facing socket, as given to `agent --socket` [default: the configured agent sockets]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Print JSON instead of text
@@ -88,7 +89,39 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         .chain([("cache", cfg.cache_socket.clone())])
         .collect();
     for (label, path) in &sockets {
-        match AgentClient::connect(path).and_then(|mut c| c.status()) {
+        let owner = environment::owner_socket(path);
+        if *label == "agent" && !owner.exists() {
+            // Not this user's agent on this host (e.g. inside a container):
+            // the container-facing socket says only whether it is locked.
+            match AgentClient::connect(path, Trust::ContainerFacing).and_then(|mut c| c.ping()) {
+                Ok((_, locked)) => {
+                    let state = if locked { "locked" } else { "unlocked" };
+                    if !a.json {
+                        println!("{label} {}: reachable, {state}", path.display());
+                    }
+                    agents
+                        .push(serde_json::json!({"role": label, "socket": path, "locked": locked}));
+                }
+                Err(AgentError::NotRunning { .. }) => {
+                    if !a.json {
+                        println!("{label} {}: not running", path.display());
+                    }
+                }
+                Err(e) => {
+                    if !a.json {
+                        println!("{label} {}: {e}", path.display());
+                    }
+                    errors.push(e.to_string());
+                }
+            }
+            continue;
+        }
+        let endpoint = if *label == "agent" {
+            owner
+        } else {
+            path.clone()
+        };
+        match AgentClient::connect(&endpoint, Trust::Private).and_then(|mut c| c.status()) {
             Ok(st) => {
                 if !a.json {
                     print_agent(label, path, &st);

@@ -7,7 +7,7 @@ use devc_keydelivery::client::{AgentClient, AgentError};
 use devc_keydelivery::prompt::Tty;
 use devc_keydelivery::source::prompt_and_unwrap;
 use devc_keydelivery::{Config, SourceKind, cache};
-use devc_vault::{Key, SlotKind, Store};
+use devc_vault::{Key, SlotKind};
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
@@ -17,7 +17,7 @@ use crate::input;
 /// passphrase, ask for it once and cache the vault's key (idle 15 min, max 4 h).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The agent's socket [default: the configured agent sockets]
+    /// The agent's container-facing socket, as given to `agent --socket` [default: the configured agent sockets]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 }
@@ -29,14 +29,14 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         cfg.agent_sockets = vec![s];
     }
     for s in &cfg.agent_sockets {
-        match AgentClient::connect(s).and_then(|mut c| c.unlock()) {
+        match AgentClient::connect_owner(s).and_then(|mut c| c.unlock()) {
             Ok(()) => println!("agent at {} unlocked", s.display()),
             Err(AgentError::NotRunning { .. }) => {}
             // A cache-only agent has no key files; the passphrase step below covers it.
             Err(e) => eprintln!("devc-vault: {e}"),
         }
     }
-    let store = Store::new(g.vault_path());
+    let store = g.store();
     let sealed = match store.read() {
         Ok(s) => s,
         // Unlocking an agent needs no vault here.

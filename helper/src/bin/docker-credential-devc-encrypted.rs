@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use devc_helper::docker::{Helper, Reply};
 
 fn main() -> ExitCode {
+    // Before any key is read: no core file, no ptrace by the same user.
+    let _ = devc_keydelivery::harden::harden();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let reply = match Helper::from_env() {
         Ok(helper) => helper.run(&args, &mut devc_helper::io::stdin()),

@@ -12,6 +12,8 @@ const USAGE: &str = "usage: git-credential-devc-encrypted <get|store|erase>\n\
     `git config --global credential.helper devc-encrypted` or `devc-vault install`.";
 
 fn main() -> ExitCode {
+    // Before any key is read: no core file, no ptrace by the same user.
+    let _ = devc_keydelivery::harden::harden();
     // git appends the operation to the configured command line, so it is
     // the last argument; anything before it is an option we do not have.
     let Some(last) = std::env::args_os().skip(1).last() else {

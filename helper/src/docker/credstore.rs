@@ -167,7 +167,7 @@ impl Helper {
     }
 
     fn store_handle(&self) -> Store {
-        Store::new(&self.vault)
+        self.keys.store(&self.vault)
     }
 
     fn unlock(&self, sealed: &devc_vault::SealedVault) -> Result<Vault, UnlockError> {
@@ -405,16 +405,35 @@ mod tests {
         );
         let r = h.run(&["get".into(), "x".into()], &mut &b"h"[..]);
         assert_eq!(r.code, 1);
+        // A name with a line break is refused; a secret may hold anything.
         let (out, _, code) = call(
             h,
             "store",
-            "{\"ServerURL\":\"h\",\"Username\":\"u\",\"Secret\":\"a\\nb\"}",
+            "{\"ServerURL\":\"h\",\"Username\":\"u\\nv\",\"Secret\":\"s\"}",
         );
         assert_eq!(code, 1);
         assert!(
             out.starts_with("cannot store credentials: invalid entry"),
             "{out}"
         );
+        store(
+            h,
+            "multi.example",
+            "_json_key",
+            "{\n \"k\": \"v\"\n}\t\u{0}",
+        );
+        assert_eq!(
+            get_ok(h, "multi.example")["Secret"],
+            "{\n \"k\": \"v\"\n}\t\u{0}"
+        );
+        // Trailing bytes after the JSON value are refused.
+        let (out, _, code) = call(
+            h,
+            "store",
+            "{\"ServerURL\":\"h\",\"Username\":\"u\",\"Secret\":\"s\"} junk",
+        );
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("after the JSON"), "{out}");
         // Oversized input is refused before it is parsed.
         let big = " ".repeat(crate::io::MAX_INPUT + 1);
         assert_eq!(call(h, "get", &big).2, 1);

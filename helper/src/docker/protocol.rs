@@ -154,12 +154,24 @@ impl Default for Credentials {
     }
 }
 
-/// Parses a `store` request: the first JSON value on stdin (trailing data is
-/// ignored, as Go's `json.Decoder` does), keys matched case-insensitively as
-/// Go's `encoding/json` does; `null` fields count as empty. Then checks that
-/// the server URL and user name are present.
+/// Parses a `store` request: one JSON object (nothing but whitespace may
+/// follow it), keys matched case-insensitively as Go's `encoding/json`
+/// does; `null` fields count as empty. Then checks that the server URL and
+/// user name are present.
 pub fn parse_store(input: &[u8]) -> Result<Credentials, InputError> {
     let creds = parse_credentials(input)?;
+    // What a client stores is one JSON value; anything after it is not
+    // ignored (unlike an answer from another helper, read as Go reads it).
+    let mut stream = serde_json::Deserializer::from_slice(input).into_iter::<IgnoredAny>();
+    let _ = stream.next();
+    if input[stream.byte_offset()..]
+        .iter()
+        .any(|b| !b.is_ascii_whitespace())
+    {
+        return Err(InputError::Json(
+            "unexpected bytes after the JSON object".into(),
+        ));
+    }
     if creds.server_url.is_empty() {
         return Err(InputError::MissingServerUrl);
     }
@@ -362,12 +374,19 @@ mod tests {
         let c = parse_store(br#"{"ServerURL":"https://h/v1/","Username":"u","Secret":"p"}"#)
             .expect("ok");
         assert_eq!(c, creds("https://h/v1/", "u", "p"));
-        // Case-insensitive keys, unknown keys ignored, trailing data ignored, newline-split input.
+        // Case-insensitive keys, unknown keys ignored, newline-split input,
+        // trailing whitespace allowed but nothing else.
         let c = parse_store(
-            b"{\"serverurl\":\"h\",\n\"USERNAME\":\"u\",\"x\":[1,{}],\"secret\":null}\n garbage",
+            b"{\"serverurl\":\"h\",\n\"USERNAME\":\"u\",\"x\":[1,{}],\"secret\":null}\n \t",
         )
         .expect("ok");
         assert_eq!(c, creds("h", "u", ""));
+        for trailing in [
+            &b"{\"ServerURL\":\"h\",\"Username\":\"u\"} garbage"[..],
+            b"{\"ServerURL\":\"h\",\"Username\":\"u\"}{}",
+        ] {
+            assert!(matches!(parse_store(trailing), Err(InputError::Json(_))));
+        }
         // Escapes decode into the secret.
         let c =
             parse_store(br#"{"ServerURL":"h","Username":"u","Secret":"a\"b\u00e9"}"#).expect("ok");

@@ -42,7 +42,7 @@ impl Context {
             keys.prompt = PromptPolicy::Never;
         }
         Ok(Context {
-            store: Store::new(environment::vault_path()),
+            store: keys.store(environment::vault_path()),
             keys,
             now: devc_vault::now(),
             debug: environment::debug(),

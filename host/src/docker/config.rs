@@ -11,10 +11,13 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use devc_helper::docker::protocol::HELPER_NAME;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use devc_helper::docker::protocol::{HELPER_NAME, TOKEN_USERNAME};
 use devc_vault::registry::Address;
-use devc_vault::{SealedVault, Store, Vault, file};
+use devc_vault::{DockerEntry, SealedVault, Secret, Store, Vault, file};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 /// The docker config file's name inside its directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -36,6 +39,9 @@ pub struct Installed {
     pub registries: Vec<String>,
     /// The previous `credsStore` that `get` chains to, as recorded in the vault.
     pub chained: Option<String>,
+    /// Registries whose credential was found in clear in `config.json` and
+    /// moved into the vault.
+    pub moved: Vec<String>,
 }
 
 /// Why `install` failed.
@@ -151,6 +157,101 @@ pub fn missing_cred_helpers(config: &Map<String, Value>, registries: &[String]) 
         .collect()
 }
 
+/// The fields of an `auths` entry that carry a credential in clear.
+pub const PLAINTEXT_FIELDS: [&str; 4] = ["auth", "password", "identitytoken", "registrytoken"];
+
+/// The credential an `auths[registry]` entry holds in clear, if any: an
+/// identity token (`identitytoken`), base64 `user:password` (`auth`), or
+/// `username` and `password`. An error says why it cannot be read (never
+/// with the value).
+pub fn plaintext_credential(
+    registry: &str,
+    a: &Map<String, Value>,
+) -> Result<Option<DockerEntry>, String> {
+    let text = |k: &str| a.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    if let Some(token) = text("identitytoken") {
+        return Ok(Some(DockerEntry::new(
+            registry,
+            TOKEN_USERNAME,
+            Secret::new(token.to_owned()),
+        )));
+    }
+    if let Some(auth) = text("auth") {
+        let decoded = Zeroizing::new(
+            STANDARD
+                .decode(auth.trim())
+                .map_err(|_| "its \"auth\" is not base64".to_string())?,
+        );
+        let text =
+            std::str::from_utf8(&decoded).map_err(|_| "its \"auth\" is not UTF-8".to_string())?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| "its \"auth\" is not user:password".to_string())?;
+        return Ok(Some(DockerEntry::new(
+            registry,
+            user,
+            Secret::new(pass.to_owned()),
+        )));
+    }
+    match (text("username"), text("password")) {
+        (Some(user), Some(pass)) => Ok(Some(DockerEntry::new(
+            registry,
+            user,
+            Secret::new(pass.to_owned()),
+        ))),
+        (None, Some(_)) => Err("it has a \"password\" but no \"username\"".into()),
+        _ if text("registrytoken").is_some() => {
+            Err("it holds a \"registrytoken\", which devc-vault cannot store".into())
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every credential `config.json` holds in clear, by registry: the entry to
+/// seal, or why it cannot be sealed.
+pub fn plaintext_auths(config: &Map<String, Value>) -> Vec<(String, Result<DockerEntry, String>)> {
+    let Some(Value::Object(auths)) = config.get("auths") else {
+        return Vec::new();
+    };
+    auths
+        .iter()
+        .filter_map(|(registry, v)| {
+            let Value::Object(a) = v else { return None };
+            let has_secret = PLAINTEXT_FIELDS.iter().any(|f| {
+                a.get(*f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty())
+            });
+            if !has_secret {
+                return None;
+            }
+            let found = plaintext_credential(registry, a).and_then(|e| {
+                e.ok_or_else(|| "it holds a credential devc-vault cannot read".into())
+            });
+            Some((registry.clone(), found))
+        })
+        .collect()
+}
+
+/// `config` without any credential in clear: every `auths` entry keeps its
+/// registry (as `docker login` writes it, `{}`) but loses the fields that
+/// carry a secret.
+pub fn without_plaintext(mut config: Map<String, Value>) -> Map<String, Value> {
+    if let Some(Value::Object(auths)) = config.get_mut("auths") {
+        for v in auths.values_mut() {
+            if let Value::Object(a) = v {
+                for f in PLAINTEXT_FIELDS {
+                    a.remove(f);
+                }
+                if a.get("username").is_some() && a.get("password").is_none() {
+                    a.remove("username");
+                }
+            }
+        }
+    }
+    config
+}
+
 /// A `config.json` as read: its bytes (for the backup) and its parsed object.
 pub type ConfigFile = (Vec<u8>, Map<String, Value>);
 
@@ -196,10 +297,14 @@ fn render(config: &Map<String, Value>) -> Vec<u8> {
     out
 }
 
-/// Installs the helper into the docker config in `docker_config_dir`: records
-/// the previous `credsStore` in the vault (for chaining), then rewrites
-/// `config.json` atomically with `credsStore` and `credHelpers` set, keeping a
-/// backup of the previous file. Idempotent: a second run changes nothing.
+/// Installs the helper into the docker config in `docker_config_dir`:
+/// seals every credential `config.json` holds in clear into the vault (or
+/// finds it there) and records the previous `credsStore` (for chaining), in
+/// one write of the vault; then rewrites `config.json` atomically with
+/// `credsStore` and `credHelpers` set and no credential in clear, keeping a
+/// backup of the previous file without its credentials. A credential that
+/// cannot be sealed stops it before anything changes. Idempotent: a second
+/// run changes nothing.
 pub fn install<E>(
     docker_config_dir: &Path,
     store: &Store,
@@ -213,42 +318,93 @@ pub fn install<E>(
     let old = read_config(&path).map_err(config_error)?;
     let old_map = old.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
     let previous = previous_creds_store(&old_map);
-
-    let sealed = store.read()?;
-    let vault = unlock(&sealed).map_err(InstallError::Unlock)?;
-    let registries = registries(&vault);
-    let mut chained = vault.payload().chain.docker_creds_store.clone();
-    drop(vault);
-    if previous.is_some() && previous != chained {
-        store.update(
-            |s| unlock(s).map_err(InstallError::Unlock),
-            |v| {
-                v.payload_mut().chain.docker_creds_store = previous.clone();
-                Ok::<_, InstallError<E>>(())
-            },
-        )?;
-        chained = previous;
+    let mut plaintext = Vec::new();
+    for (registry, found) in plaintext_auths(&old_map) {
+        match found {
+            Ok(entry) => plaintext.push(entry),
+            Err(why) => {
+                return Err(config_error(format!(
+                    "it holds a credential in clear for {registry} that cannot be moved into the vault: {why}; fix or remove that entry, then run install again (nothing was changed)"
+                )));
+            }
+        }
     }
+    let moved: Vec<String> = plaintext.iter().map(|e| e.server_url.clone()).collect();
 
-    let new_map = point_at_helper(old_map.clone(), &registries).map_err(config_error)?;
+    let (registries, chained) = store.update(
+        |s| unlock(s).map_err(InstallError::Unlock),
+        |v| {
+            for e in plaintext {
+                v.upsert_docker(e)?;
+            }
+            if previous.is_some() && previous != v.payload().chain.docker_creds_store {
+                v.payload_mut().chain.docker_creds_store = previous.clone();
+            }
+            Ok::<_, InstallError<E>>((registries(v), v.payload().chain.docker_creds_store.clone()))
+        },
+    )?;
+
+    let clean_old = without_plaintext(old_map.clone());
+    let new_map = point_at_helper(clean_old.clone(), &registries).map_err(config_error)?;
     let changed = old.is_none() || new_map != old_map;
     let mut backup = None;
     if changed {
         file::create_private_dir(docker_config_dir)?;
-        if let Some((bytes, _)) = &old {
+        if old.is_some() {
+            // The previous settings, never its credentials: those are in the vault now.
             let b = docker_config_dir.join(BACKUP_FILE);
-            file::replace(&b, bytes)?;
+            file::replace(&b, &render(&clean_old))?;
             backup = Some(b);
         }
         file::replace(&path, &render(&new_map))?;
     }
+    scrub_backup(docker_config_dir)?;
     Ok(Installed {
         config: path,
         backup,
         changed,
         registries,
         chained,
+        moved,
     })
+}
+
+/// Rewrites an existing backup that still holds credentials in clear (left
+/// by an earlier version) without them.
+fn scrub_backup(dir: &Path) -> devc_vault::Result<()> {
+    let b = dir.join(BACKUP_FILE);
+    if let Ok(Some((_, map))) = read_config(&b)
+        && !plaintext_auths(&map).is_empty()
+    {
+        file::replace(&b, &render(&without_plaintext(map)))?;
+    }
+    Ok(())
+}
+
+/// Files in a docker config directory that hold a credential in clear:
+/// `config.json` and its backups (`config.json*`), each with the
+/// registries found.
+pub fn plaintext_files(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(CONFIG_FILE) {
+            continue;
+        }
+        let path = e.path();
+        if let Ok(Some((_, map))) = read_config(&path) {
+            let registries: Vec<String> =
+                plaintext_auths(&map).into_iter().map(|(r, _)| r).collect();
+            if !registries.is_empty() {
+                found.push((path, registries));
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 #[cfg(test)]
@@ -342,7 +498,7 @@ mod tests {
                                    "https://index.docker.io/v1/": "devc-encrypted"}})
         );
         let backup = fs::read_to_string(fx.dir.path().join(BACKUP_FILE)).expect("backup");
-        assert!(backup.contains("\"credsStore\":\"pass\""));
+        assert!(backup.contains("\"credsStore\": \"pass\""), "{backup}");
         let vault = fx.store.read().expect("read").open(&fx.key).expect("open");
         assert_eq!(
             vault.payload().chain.docker_creds_store.as_deref(),
@@ -413,5 +569,64 @@ mod tests {
         ] {
             assert_eq!(cred_helper_keys(hub), ["docker.io", DOCKER_HUB_INDEX]);
         }
+    }
+
+    #[test]
+    fn install_moves_plaintext_credentials_into_the_vault_and_leaves_none() {
+        let fx = fixture(&[]);
+        let cfg = fx.dir.path().join("config.json");
+        // "me:s3cret" in base64, an identity token, and a bare password.
+        fs::write(
+            &cfg,
+            r#"{"auths":{"a.example":{"auth":"bWU6czNjcmV0"},
+                "b.example":{"identitytoken":"tok-s3cret"},
+                "c.example":{"username":"u","password":"pw-s3cret"},
+                "d.example":{}}}"#,
+        )
+        .expect("write");
+        let unlock = |s: &SealedVault| s.open(&fx.key);
+        let done = install(fx.dir.path(), &fx.store, unlock).expect("install");
+        assert_eq!(done.moved, ["a.example", "b.example", "c.example"]);
+        for f in [CONFIG_FILE, BACKUP_FILE] {
+            let text = fs::read_to_string(fx.dir.path().join(f)).expect("read");
+            for secret in ["s3cret", "bWU6czNjcmV0"] {
+                assert!(!text.contains(secret), "{f}: {text}");
+            }
+            assert!(text.contains("d.example"), "registries stay: {text}");
+        }
+        assert!(plaintext_files(fx.dir.path()).is_empty());
+        let vault = fx.store.read().expect("read").open(&fx.key).expect("open");
+        assert_eq!(
+            vault.find_docker("a.example").map(|e| e.secret.expose()),
+            Some("s3cret")
+        );
+        assert_eq!(
+            vault.find_docker("b.example").map(|e| e.username.as_str()),
+            Some("<token>")
+        );
+        // Nothing to move the second time; nothing changes.
+        let again = install(fx.dir.path(), &fx.store, unlock).expect("again");
+        assert!(!again.changed && again.moved.is_empty());
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_sealed_stops_install_before_any_change() {
+        let fx = fixture(&[]);
+        let cfg = fx.dir.path().join("config.json");
+        let text = r#"{"auths":{"a.example":{"auth":"bm90LXVzZXItcGFzcw=="}}}"#;
+        fs::write(&cfg, text).expect("write");
+        let before = fs::read(fx.store.path()).expect("vault");
+        let e = install(fx.dir.path(), &fx.store, |s: &SealedVault| s.open(&fx.key))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("a.example") && e.contains("not user:password"),
+            "{e}"
+        );
+        assert!(!e.contains("bm90"), "{e}");
+        assert_eq!(fs::read_to_string(&cfg).expect("read"), text);
+        assert_eq!(fs::read(fx.store.path()).expect("vault"), before);
+        assert!(!fx.dir.path().join(BACKUP_FILE).exists());
+        assert_eq!(plaintext_files(fx.dir.path()).len(), 1);
     }
 }

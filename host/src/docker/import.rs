@@ -6,8 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use devc_vault::{DockerEntry, Secret};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -132,7 +130,7 @@ fn resolve_one(
         return from_helper(registry, helper);
     }
     if let Some(Value::Object(a)) = lookup(auths, registry)
-        && let Some(entry) = from_auths(registry, a)?
+        && let Some(entry) = super::config::plaintext_credential(registry, a)?
     {
         return Ok(entry);
     }
@@ -144,35 +142,6 @@ fn resolve_one(
 
 fn entry(registry: &str, username: String, secret: Secret) -> DockerEntry {
     DockerEntry::new(registry, username, secret)
-}
-
-/// `auths[registry]`: an identity token, or base64 `user:password` in `auth`.
-fn from_auths(registry: &str, a: &Map<String, Value>) -> Result<Option<DockerEntry>, String> {
-    if let Some(Value::String(token)) = a.get("identitytoken").filter(|t| t.as_str() != Some("")) {
-        return Ok(Some(entry(
-            registry,
-            "<token>".into(),
-            Secret::new(token.clone()),
-        )));
-    }
-    let Some(Value::String(auth)) = a.get("auth").filter(|t| t.as_str() != Some("")) else {
-        return Ok(None);
-    };
-    let decoded = Zeroizing::new(
-        STANDARD
-            .decode(auth.trim())
-            .map_err(|_| "auths entry's \"auth\" is not base64".to_string())?,
-    );
-    let text = std::str::from_utf8(&decoded)
-        .map_err(|_| "auths entry's \"auth\" is not UTF-8".to_string())?;
-    let (user, pass) = text
-        .split_once(':')
-        .ok_or_else(|| "auths entry's \"auth\" is not user:password".to_string())?;
-    Ok(Some(entry(
-        registry,
-        user.to_owned(),
-        Secret::new(pass.to_owned()),
-    )))
 }
 
 fn from_helper(registry: &str, helper: &str) -> Result<DockerEntry, String> {

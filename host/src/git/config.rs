@@ -174,6 +174,21 @@ impl GitConfig {
     }
 }
 
+/// The files git's `store` helper keeps credentials in, in clear:
+/// `~/.git-credentials` and `$XDG_CONFIG_HOME/git/credentials` (else
+/// `~/.config/git/credentials`).
+pub fn store_files() -> Vec<PathBuf> {
+    let home = devc_keydelivery::environment::home_dir();
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".config"));
+    vec![
+        home.join(".git-credentials"),
+        xdg.join("git").join("credentials"),
+    ]
+}
+
 /// Applies git's rule (an empty value clears the list) to a sequence of values.
 pub fn effective(values: &[String]) -> Vec<String> {
     let mut list = Vec::new();

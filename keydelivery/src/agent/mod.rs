@@ -1,41 +1,46 @@
-//! `devc-vault agent`: holds key-file secrets (or vault master keys, as the
-//! passphrase cache) and answers unwrap requests over a unix socket. The
-//! long-term secrets never leave it; only a vault's master key does, to a
-//! peer the kernel vouches for (SO_PEERCRED).
+//! `devc-vault agent`: holds key secrets (or vault master keys, as the
+//! passphrase cache) and answers key requests over unix sockets. Nothing it
+//! holds ever leaves it: a client gets the keys of one version of a vault
+//! (`devc_vault::AccessKeys`), never a master key or a key file's secret.
+//!
+//! An agent listens on two sockets:
+//! - the **container-facing** one (`--socket`), in a directory of its own
+//!   that a container mounts: it answers only `ping`, `open` and `seal`,
+//!   for this user and the `--allow-uid` uids;
+//! - the **owner endpoint**, in the owner's private runtime directory (never
+//!   mounted): `lock`, `unlock`, `wrap` and `status` too, for this user only.
+//!
+//! A passphrase cache has one socket, in the private runtime directory.
 
-pub mod harden;
+pub mod conn;
 pub mod sock;
 pub mod state;
 
 use std::fmt;
 use std::io;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use devc_vault::{MasterKey, VaultId};
 
-use crate::protocol::{self, ErrorCode, Request, Response, ResponseFrame, VERSION};
+use crate::environment;
+use crate::protocol::{self, ErrorCode, Request, Response, Role};
+use conn::{Handler, Listener};
 use sock::SocketIdent;
-use state::{Policy, State};
+use state::{Policy, SecretSource, State};
 
-/// Connections served at once; more get a `busy` answer. Bounds threads.
-pub const MAX_CONNECTIONS: usize = 512;
-/// A connection idle this long is closed, so a stuck peer cannot pin a thread.
-pub const CONNECTION_IDLE: Duration = Duration::from_secs(10);
 /// A cache agent that got no key this long after start exits.
 pub const CACHE_START_GRACE: Duration = Duration::from_secs(30);
 
 /// How to run an agent.
 #[derive(Debug, Default)]
 pub struct AgentOptions {
-    /// The socket path.
+    /// The container-facing socket (an agent), or the cache's socket.
     pub socket: PathBuf,
-    /// Key files to hold (re-read on unlock, SIGHUP and unwrap failure).
-    pub key_files: Vec<PathBuf>,
+    /// Key secrets to hold (re-read on unlock, SIGHUP and unwrap failure).
+    pub sources: Vec<SecretSource>,
     /// Vault master keys to hold from the start (opened with a passphrase).
     pub masters: Vec<(VaultId, MasterKey)>,
     /// TTLs, allow-lists, cache mode.
@@ -49,7 +54,7 @@ pub struct AgentOptions {
 /// Why the agent could not start.
 #[derive(Debug)]
 pub enum AgentStartError {
-    /// The socket directory is unsafe or unusable.
+    /// A socket directory is unsafe or unusable.
     SocketDir {
         /// The directory.
         path: PathBuf,
@@ -66,8 +71,8 @@ pub enum AgentStartError {
         /// The path.
         path: PathBuf,
     },
-    /// A key file could not be loaded.
-    KeyFile(devc_vault::Error),
+    /// A key secret could not be loaded.
+    Key(String),
     /// Could not make the process undumpable or disable core dumps.
     Harden(io::Error),
     /// Signal handling could not be set up.
@@ -99,7 +104,7 @@ impl fmt::Display for AgentStartError {
                     path.display()
                 )
             }
-            AgentStartError::KeyFile(e) => write!(f, "{e}"),
+            AgentStartError::Key(e) => f.write_str(e),
             AgentStartError::Harden(e) => write!(f, "cannot disable core dumps and tracing: {e}"),
             AgentStartError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             AgentStartError::Io { op, path, source } => {
@@ -111,14 +116,11 @@ impl fmt::Display for AgentStartError {
 
 impl std::error::Error for AgentStartError {}
 
-/// State shared by the connection, timer and signal threads.
+/// State shared by the connection loop and the signal thread.
 struct Server {
     state: Mutex<State>,
-    socket: PathBuf,
-    ident: SocketIdent,
-    own_uid: u32,
-    allow_uids: Vec<u32>,
-    connections: AtomicUsize,
+    sockets: Vec<(PathBuf, SocketIdent)>,
+    facing: Option<PathBuf>,
     log: bool,
     started: Instant,
 }
@@ -136,13 +138,15 @@ impl Server {
         }
     }
 
-    /// Removes our socket, forgets every key and exits.
+    /// Removes our sockets, forgets every key and exits.
     fn shutdown(&self, why: &str) -> ! {
-        sock::remove_if_ours(&self.socket, self.ident);
+        for (path, ident) in &self.sockets {
+            sock::remove_if_ours(path, *ident);
+        }
         if let Ok(mut st) = self.state.try_lock() {
             st.lock();
         }
-        self.log(format!("{why}; socket removed, exiting"));
+        self.log(format!("{why}; sockets removed, exiting"));
         std::process::exit(0)
     }
 }
@@ -150,48 +154,94 @@ impl Server {
 /// Runs the agent until SIGTERM/SIGINT (or, for a cache, until it holds
 /// nothing). Returns only on a start-up error.
 pub fn run(opts: AgentOptions) -> Result<std::convert::Infallible, AgentStartError> {
-    harden::harden().map_err(AgentStartError::Harden)?;
+    crate::harden::harden().map_err(AgentStartError::Harden)?;
     if opts.detach {
         // Fails only if we already lead a session or process group, which
         // a helper-spawned child does not; either way, carry on.
         let _ = rustix::process::setsid();
     }
-    let own_uid = crate::environment::uid();
-    let mut owners = vec![own_uid];
-    owners.extend(&opts.policy.allow_uids);
-    // With other uids allowed, the socket file itself must let them
-    // connect; the 0700 directory and SO_PEERCRED stay the gates.
-    let mode = if opts.policy.allow_uids.is_empty() {
-        0o600
-    } else {
-        0o666
-    };
-    let allow_uids = opts.policy.allow_uids.clone();
+    let own_uid = environment::uid();
+    let cache = opts.policy.cache;
+    let mut facing_uids = vec![own_uid];
+    facing_uids.extend(&opts.policy.allow_uids);
+    let others_enter = !opts.policy.allow_uids.is_empty();
     let state =
-        State::new(opts.policy, opts.key_files, opts.masters).map_err(AgentStartError::KeyFile)?;
-    let (listener, ident) = sock::bind(&opts.socket, &owners, mode)?;
+        State::new(opts.policy, opts.sources, opts.masters).map_err(AgentStartError::Key)?;
+
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    if cache {
+        let (l, ident) = sock::bind_private(&opts.socket)?;
+        listeners.push(Listener {
+            socket: l,
+            role: Role::Cache,
+            uids: vec![own_uid],
+        });
+        sockets.push((opts.socket.clone(), ident));
+    } else {
+        let dir = crate::endpoint::socket_dir(&opts.socket);
+        let name = opts
+            .socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        sock::prepare_facing_dir(&dir, &name, others_enter)?;
+        // With other uids allowed, the socket file itself must let them
+        // connect; the directory and SO_PEERCRED stay the gates.
+        let mode = if others_enter { 0o666 } else { 0o600 };
+        let (l, ident) = sock::bind(&opts.socket, mode)?;
+        listeners.push(Listener {
+            socket: l,
+            role: Role::Agent,
+            uids: facing_uids,
+        });
+        sockets.push((opts.socket.clone(), ident));
+        let owner = environment::owner_socket(&opts.socket);
+        let (l, ident) = match sock::bind_private(&owner) {
+            Ok(b) => b,
+            Err(e) => {
+                for (path, ident) in &sockets {
+                    sock::remove_if_ours(path, *ident);
+                }
+                return Err(e);
+            }
+        };
+        listeners.push(Listener {
+            socket: l,
+            role: Role::Owner,
+            uids: vec![own_uid],
+        });
+        sockets.push((owner, ident));
+    }
     let server = Arc::new(Server {
         state: Mutex::new(state),
-        socket: opts.socket,
-        ident,
-        own_uid,
-        allow_uids,
-        connections: AtomicUsize::new(0),
+        facing: (!cache).then(|| opts.socket.clone()),
+        sockets,
         log: opts.log,
         started: Instant::now(),
     });
     spawn_signal_thread(&server)?;
-    spawn_timer_thread(&server);
     server.log(format!(
-        "listening on {} (pid {})",
-        server.socket.display(),
-        std::process::id()
+        "listening on {} (pid {}); owner endpoint {}",
+        opts.socket.display(),
+        std::process::id(),
+        server.sockets.get(1).map_or_else(
+            || "none (cache)".to_owned(),
+            |(p, _)| p.display().to_string()
+        ),
     ));
-    serve(&server, &listener)
+    let mut handler = AgentHandler {
+        server: Arc::clone(&server),
+        exit_after_reply: false,
+    };
+    conn::serve(&listeners, &mut handler);
+    server.shutdown("cache empty")
 }
 
 fn spawn_signal_thread(server: &Arc<Server>) -> Result<(), AgentStartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // A `--passphrase` prompt re-armed the default actions; these are ours now.
+    crate::prompt::release_signals();
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
         .map_err(AgentStartError::Signals)?;
     let server = Arc::clone(server);
@@ -201,7 +251,7 @@ fn spawn_signal_thread(server: &Arc<Server>) -> Result<(), AgentStartError> {
             for sig in signals.forever() {
                 if sig == SIGHUP {
                     let log = server.state().reload();
-                    server.log("SIGHUP: key files re-read");
+                    server.log("SIGHUP: key secrets re-read");
                     log.iter().for_each(|l| server.log(l));
                 } else {
                     server.shutdown(if sig == SIGINT { "SIGINT" } else { "SIGTERM" });
@@ -212,127 +262,46 @@ fn spawn_signal_thread(server: &Arc<Server>) -> Result<(), AgentStartError> {
     Ok(())
 }
 
-fn spawn_timer_thread(server: &Arc<Server>) {
-    let server = Arc::clone(server);
-    // If this thread cannot start, TTLs are still enforced on each request.
-    let _ = thread::Builder::new().name("timer".into()).spawn(move || {
-        loop {
-            thread::sleep(Duration::from_millis(250));
-            let (empty, cache, ever) = {
-                let mut st = server.state();
-                for l in st.expire(Instant::now()) {
-                    server.log(l);
-                }
-                (st.is_empty(), st.policy().cache, st.ever_held)
-            };
-            // A cache that holds nothing has nothing to offer until the
-            // next passphrase prompt, which starts a new one.
-            if cache && empty && (ever || server.started.elapsed() > CACHE_START_GRACE) {
-                server.shutdown("cache empty");
-            }
-        }
-    });
+struct AgentHandler {
+    server: Arc<Server>,
+    exit_after_reply: bool,
 }
 
-fn serve(
-    server: &Arc<Server>,
-    listener: &UnixListener,
-) -> Result<std::convert::Infallible, AgentStartError> {
-    loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                server.log(format!("accept failed: {e}"));
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let mut stream = stream;
-        match sock::peer(&stream) {
-            Ok((uid, _)) if uid == server.own_uid || server.allow_uids.contains(&uid) => {}
-            Ok((uid, pid)) => {
-                server.log(format!("refused connection from uid {uid} (pid {pid}): not this user and not --allow-uid"));
-                reply(
-                    &mut stream,
-                    Response::error(
-                        ErrorCode::Refused,
-                        format!("uid {uid} is not allowed by this agent"),
-                    ),
-                );
-                continue;
-            }
-            Err(e) => {
-                server.log(format!(
-                    "refused connection: cannot read peer credentials: {e}"
-                ));
-                continue;
-            }
-        }
-        if server.connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            server.connections.fetch_sub(1, Ordering::AcqRel);
-            reply(
-                &mut stream,
-                Response::error(ErrorCode::Busy, "too many connections; try again"),
-            );
-            continue;
-        }
-        let s = Arc::clone(server);
-        let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
-            handle_connection(&s, stream);
-            s.connections.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            server.connections.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-fn reply(stream: &mut UnixStream, resp: Response) -> bool {
-    let _ = stream.set_write_timeout(Some(CONNECTION_IDLE));
-    protocol::write_frame(stream, &ResponseFrame { v: VERSION, resp }).is_ok()
-}
-
-fn handle_connection(server: &Server, mut stream: UnixStream) {
-    let _ = stream.set_read_timeout(Some(CONNECTION_IDLE));
-    loop {
-        let body = match protocol::read_frame(&mut stream) {
-            Ok(Some(b)) => b,
-            Ok(None) => return,
-            Err(protocol::FrameError::TooLarge(n)) => {
-                // The rest of the stream cannot be re-synchronized: answer, close.
-                server.log(format!(
-                    "refused a {n}-byte message (cap {})",
-                    protocol::MAX_MESSAGE_LEN
-                ));
-                reply(
-                    &mut stream,
-                    Response::error(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "message of {n} bytes exceeds the {}-byte cap",
-                            protocol::MAX_MESSAGE_LEN
-                        ),
-                    ),
-                );
-                return;
-            }
-            Err(protocol::FrameError::Io(_)) => return,
-        };
-        let (resp, then_exit) = match protocol::parse_request(&body) {
-            Ok(req) => handle(server, req),
+impl Handler for AgentHandler {
+    fn request(&mut self, role: Role, body: &[u8]) -> (Response, bool) {
+        let (resp, exit) = match protocol::parse_request(body) {
+            Ok(req) => handle(&self.server, role, req),
             Err(resp) => {
-                server.log("answered a malformed request with an error");
+                self.server
+                    .log("answered a malformed request with an error");
                 (resp, false)
             }
         };
-        let ok = reply(&mut stream, resp);
-        if then_exit {
-            server.shutdown("cache locked");
+        self.exit_after_reply |= exit;
+        (resp, exit)
+    }
+
+    fn tick(&mut self) -> bool {
+        let (empty, cache, ever) = {
+            let mut st = self.server.state();
+            for l in st.expire(Instant::now()) {
+                self.server.log(l);
+            }
+            (st.is_empty(), st.policy().cache, st.ever_held)
+        };
+        // A cache that holds nothing has nothing to offer until the next
+        // passphrase prompt, which starts a new one.
+        !(cache && empty && (ever || self.server.started.elapsed() > CACHE_START_GRACE))
+    }
+
+    fn finish(&mut self) {
+        if self.exit_after_reply {
+            self.server.shutdown("cache locked");
         }
-        if !ok {
-            return;
-        }
+    }
+
+    fn log(&self, line: &str) {
+        self.server.log(line);
     }
 }
 
@@ -340,40 +309,65 @@ fn parse_vault(s: &str) -> Result<VaultId, Response> {
     VaultId::parse(s).ok_or_else(|| Response::error(ErrorCode::Malformed, "malformed vault id"))
 }
 
-/// Answers one request; the flag asks the caller to exit after replying.
-fn handle(server: &Server, req: Request) -> (Response, bool) {
+fn parse_slots(slots: &[String]) -> Result<Vec<devc_vault::Slot>, Response> {
+    if slots.len() > protocol::MAX_SLOTS {
+        return Err(Response::error(ErrorCode::Malformed, "too many slots"));
+    }
+    protocol::parse_slots(slots)
+        .ok_or_else(|| Response::error(ErrorCode::Malformed, "malformed slot"))
+}
+
+fn refused(role: Role, what: &str) -> Response {
+    Response::error(
+        ErrorCode::Refused,
+        match role {
+            Role::Agent => format!(
+                "{what} is not served on the container-facing socket; its owner runs it on the host"
+            ),
+            _ => format!("{what} is not served here"),
+        },
+    )
+}
+
+/// Answers one request from a peer of `role`; the flag asks to exit after replying.
+fn handle(server: &Server, role: Role, req: Request) -> (Response, bool) {
     let now = Instant::now();
+    let owner = matches!(role, Role::Owner | Role::Cache);
     match req {
-        Request::Unwrap { vault, slots } => {
-            let vault = match parse_vault(&vault) {
-                Ok(v) => v,
-                Err(r) => return (r, false),
-            };
-            if slots.len() > protocol::MAX_SLOTS {
-                return (
-                    Response::error(ErrorCode::Malformed, "too many slots"),
-                    false,
-                );
-            }
-            let Some(slots) = slots
-                .iter()
-                .map(protocol::WireSlot::to_slot)
-                .collect::<Option<Vec<_>>>()
-            else {
-                return (
-                    Response::error(ErrorCode::Malformed, "malformed slot"),
-                    false,
-                );
-            };
-            let mut log = Vec::new();
-            let resp = {
-                let mut st = server.state();
-                st.expire(now).into_iter().for_each(|l| log.push(l));
-                st.unwrap(&vault, &slots, now, &mut log)
-            };
-            log.iter().for_each(|l| server.log(l));
-            (resp, false)
+        Request::Ping => {
+            let mut st = server.state();
+            st.expire(now);
+            (
+                Response::Pong {
+                    role,
+                    locked: st.is_locked(),
+                },
+                false,
+            )
         }
+        Request::Open { vault, salt, slots } => {
+            let (vault, slots) =
+                match parse_vault(&vault).and_then(|v| Ok((v, parse_slots(&slots)?))) {
+                    Ok(p) => p,
+                    Err(r) => return (r, false),
+                };
+            let Some(salt) = protocol::parse_salt(&salt) else {
+                return (
+                    Response::error(ErrorCode::Malformed, "malformed salt"),
+                    false,
+                );
+            };
+            (keys(server, &vault, Some(salt), &slots, now), false)
+        }
+        Request::Seal { vault, slots } => {
+            let (vault, slots) =
+                match parse_vault(&vault).and_then(|v| Ok((v, parse_slots(&slots)?))) {
+                    Ok(p) => p,
+                    Err(r) => return (r, false),
+                };
+            (keys(server, &vault, None, &slots, now), false)
+        }
+        Request::Wrap { .. } if role != Role::Owner => (refused(role, "wrap"), false),
         Request::Wrap {
             vault,
             key_id,
@@ -383,15 +377,23 @@ fn handle(server: &Server, req: Request) -> (Response, bool) {
                 let mut st = server.state();
                 st.expire(now);
                 (
-                    st.wrap(&v, key_id.as_deref(), &master.to_master(), now),
+                    st.wrap(
+                        &v,
+                        key_id.as_deref(),
+                        &MasterKey::from_bytes(*master.0),
+                        now,
+                    ),
                     false,
                 )
             }
             Err(r) => (r, false),
         },
+        Request::AddMaster { .. } if role != Role::Cache => (refused(role, "add_master"), false),
         Request::AddMaster { vault, master } => match parse_vault(&vault) {
             Ok(v) => {
-                let resp = server.state().add_master(v, master.to_master(), now);
+                let resp = server
+                    .state()
+                    .add_master(v, MasterKey::from_bytes(*master.0), now);
                 if matches!(resp, Response::Ok) {
                     server.log(format!("holding the key of vault {v}"));
                 }
@@ -399,26 +401,43 @@ fn handle(server: &Server, req: Request) -> (Response, bool) {
             }
             Err(r) => (r, false),
         },
+        Request::Lock if !owner => (refused(role, "lock"), false),
         Request::Lock => {
-            let cache = {
-                let mut st = server.state();
-                st.lock();
-                st.policy().cache
-            };
+            server.state().lock();
             server.log("locked");
-            (Response::Ok, cache)
+            (Response::Ok, role == Role::Cache)
         }
+        Request::Unlock if role != Role::Owner => (refused(role, "unlock"), false),
         Request::Unlock => {
             let resp = server.state().unlock();
             if matches!(resp, Response::Ok) {
-                server.log("unlocked: key files re-read");
+                server.log("unlocked: key secrets re-read");
             }
             (resp, false)
         }
+        Request::Status if !owner => (refused(role, "status"), false),
         Request::Status => {
             let mut st = server.state();
             st.expire(now);
-            (Response::Status(st.status(now)), false)
+            let socket = server.facing.as_ref().map(|p| p.display().to_string());
+            (Response::Status(Box::new(st.status(now, socket))), false)
         }
     }
+}
+
+fn keys(
+    server: &Server,
+    vault: &VaultId,
+    salt: Option<[u8; devc_vault::SALT_LEN]>,
+    slots: &[devc_vault::Slot],
+    now: Instant,
+) -> Response {
+    let mut log = Vec::new();
+    let resp = {
+        let mut st = server.state();
+        log.extend(st.expire(now));
+        st.keys(vault, salt, slots, now, &mut log)
+    };
+    log.iter().for_each(|l| server.log(l));
+    resp
 }

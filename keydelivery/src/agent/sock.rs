@@ -1,6 +1,7 @@
-//! The agent's socket: a private directory (0700, refusing one with
-//! group/other bits, as git's credential-cache daemon does), stale-socket
-//! replacement, and the SO_PEERCRED check.
+//! The agent's sockets and their directories: the container-facing one (a
+//! directory of its own, holding that one socket), the owner endpoint and
+//! the cache (in the private runtime directory); stale-socket replacement,
+//! never stealing a live one.
 
 use std::fs;
 use std::io;
@@ -9,6 +10,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use super::AgentStartError;
+use crate::endpoint::{self, socket_dir};
+use crate::environment;
 
 /// The identity of the socket file we bound, so shutdown removes only ours
 /// (a newer agent may have replaced it meanwhile).
@@ -38,10 +41,17 @@ fn dir_error(path: &Path, reason: String) -> AgentStartError {
     }
 }
 
-/// Creates the socket directory 0700, or checks an existing one: a real
-/// directory (not a symlink), owned by us or an allowed uid, with no
-/// group/other permission bits.
-pub fn prepare_dir(dir: &Path, owners: &[u32]) -> Result<(), AgentStartError> {
+/// Prepares the directory a container mounts: created 0700 (0711 when
+/// `others_enter`, so an `--allow-uid` user may reach the socket); an
+/// existing one must be a real directory of ours that nobody else can write
+/// to, must not be (or be inside) the private runtime directory, and must
+/// hold nothing but the socket `name`.
+pub fn prepare_facing_dir(
+    dir: &Path,
+    name: &str,
+    others_enter: bool,
+) -> Result<(), AgentStartError> {
+    let mode = if others_enter { 0o711 } else { 0o700 };
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
@@ -49,62 +59,57 @@ pub fn prepare_dir(dir: &Path, owners: &[u32]) -> Result<(), AgentStartError> {
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| dir_error(dir, format!("cannot create it: {e}")))?;
-            // The umask may have removed bits but never adds any; set exactly.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
                 .map_err(|e| dir_error(dir, format!("cannot chmod it: {e}")))?;
-            check_dir(dir, owners)
         }
-        Err(e) => Err(dir_error(dir, format!("cannot inspect it: {e}"))),
-        Ok(_) => check_dir(dir, owners),
+        Err(e) => return Err(dir_error(dir, format!("cannot inspect it: {e}"))),
+        Ok(m) if others_enter && m.is_dir() && m.mode() & 0o011 != 0o011 => {
+            if m.uid() == environment::uid() {
+                let _ = fs::set_permissions(
+                    dir,
+                    fs::Permissions::from_mode((m.mode() & 0o700) | 0o011),
+                );
+            }
+        }
+        Ok(_) => {}
     }
-}
-
-fn check_dir(dir: &Path, owners: &[u32]) -> Result<(), AgentStartError> {
-    let m =
-        fs::symlink_metadata(dir).map_err(|e| dir_error(dir, format!("cannot inspect it: {e}")))?;
-    if m.file_type().is_symlink() {
-        return Err(dir_error(
-            dir,
-            "it is a symlink; use the real directory".into(),
-        ));
-    }
-    if !m.is_dir() {
-        return Err(dir_error(dir, "it is not a directory".into()));
-    }
-    if !owners.contains(&m.uid()) {
+    endpoint::check_facing_dir(dir, environment::uid())
+        .map_err(|e| dir_error(dir, e.to_string()))?;
+    let private = environment::private_runtime_dir();
+    if let (Ok(d), Ok(p)) = (dir.canonicalize(), private.canonicalize())
+        && (d.starts_with(&p) || p.starts_with(&d))
+    {
         return Err(dir_error(
             dir,
             format!(
-                "it is owned by uid {}, not by this user or an --allow-uid uid",
-                m.uid()
+                "it is (or holds) your private runtime directory {}, which a container must never see; use a directory of its own such as {}",
+                private.display(),
+                environment::agent_dir().display()
             ),
         ));
     }
-    let mode = m.mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    let others: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| dir_error(dir, format!("cannot list it: {e}")))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != name)
+        .collect();
+    if !others.is_empty() {
         return Err(dir_error(
             dir,
             format!(
-                "it has mode {mode:04o}, so group or others can reach the socket; run `chmod 700 {}`",
-                dir.display()
+                "it holds other files ({}); the directory a container mounts must hold only the agent's socket: give --socket a directory of its own",
+                others.join(", ")
             ),
         ));
     }
     Ok(())
 }
 
-/// Binds the socket, replacing a stale one left by a dead agent and
-/// refusing to steal one a live agent answers on.
-pub fn bind(
-    path: &Path,
-    owners: &[u32],
-    mode: u32,
-) -> Result<(UnixListener, SocketIdent), AgentStartError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| dir_error(path, "the socket path has no directory".into()))?;
-    prepare_dir(dir, owners)?;
+/// Binds the socket at `path` with `mode`, replacing a stale one left by a
+/// dead agent and refusing to steal one a live agent answers on. The
+/// directory must have been prepared.
+pub fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketIdent), AgentStartError> {
     let io_err = |op: &'static str| {
         move |source| AgentStartError::Io {
             op,
@@ -132,9 +137,19 @@ pub fn bind(
     }
     let listener = UnixListener::bind(path).map_err(io_err("bind"))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("chmod socket"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("configure socket"))?;
     let ident = SocketIdent::of(path)
         .ok_or_else(|| io_err("inspect socket")(io::ErrorKind::NotFound.into()))?;
     Ok((listener, ident))
+}
+
+/// Binds a socket in a private directory (the owner endpoint, the cache).
+pub fn bind_private(path: &Path) -> Result<(UnixListener, SocketIdent), AgentStartError> {
+    let dir = socket_dir(path);
+    endpoint::ensure_private_dir(&dir).map_err(|e| dir_error(&dir, e.to_string()))?;
+    bind(path, 0o600)
 }
 
 /// Removes the socket if it is still the one we bound.
@@ -144,55 +159,50 @@ pub fn remove_if_ours(path: &PathBuf, ident: SocketIdent) {
     }
 }
 
-/// The connecting process's uid and pid, from the kernel (SO_PEERCRED).
-pub fn peer(stream: &UnixStream) -> io::Result<(u32, i32)> {
-    let cred = rustix::net::sockopt::socket_peercred(stream)?;
-    Ok((cred.uid.as_raw(), cred.pid.as_raw_nonzero().get()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn me() -> u32 {
-        crate::environment::uid()
-    }
-
     #[test]
-    fn creates_private_dir_and_refuses_open_ones() {
+    fn facing_dir_is_made_private_and_must_hold_only_the_socket() {
         let t = tempfile::tempdir().expect("tempdir");
         let d = t.path().join("a/b");
-        prepare_dir(&d, &[me()]).expect("creates");
+        prepare_facing_dir(&d, "agent.sock", false).expect("creates");
         assert_eq!(fs::metadata(&d).expect("meta").mode() & 0o777, 0o700);
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let e = prepare_dir(&d, &[me()])
-            .expect_err("0755 refused")
+        prepare_facing_dir(&d, "agent.sock", true).expect("opens for search");
+        assert_eq!(fs::metadata(&d).expect("meta").mode() & 0o777, 0o711);
+        fs::write(d.join("cache.sock"), b"").expect("write");
+        let e = prepare_facing_dir(&d, "agent.sock", true)
+            .expect_err("another file")
             .to_string();
-        assert!(e.contains("0755") && e.contains("chmod 700"), "{e}");
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).expect("chmod");
-        let e = prepare_dir(&d, &[me().wrapping_add(1)])
-            .expect_err("owner refused")
+        assert!(
+            e.contains("cache.sock") && e.contains("only the agent's socket"),
+            "{e}"
+        );
+        fs::remove_file(d.join("cache.sock")).expect("rm");
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = prepare_facing_dir(&d, "agent.sock", false)
+            .expect_err("world-writable")
             .to_string();
-        assert!(e.contains("owned by uid"), "{e}");
+        assert!(e.contains("0777"), "{e}");
     }
 
     #[test]
     fn stale_socket_replaced_live_one_kept() {
         let t = tempfile::tempdir().expect("tempdir");
-        let dir = t.path().join("s");
-        let sock = dir.join("agent.sock");
-        let (l, ident) = bind(&sock, &[me()], 0o600).expect("bind");
-        let e = bind(&sock, &[me()], 0o600).expect_err("live agent");
+        let sock = t.path().join("agent.sock");
+        let (l, ident) = bind(&sock, 0o600).expect("bind");
+        let e = bind(&sock, 0o600).expect_err("live agent");
         assert!(matches!(e, AgentStartError::AlreadyRunning { .. }), "{e}");
         drop(l); // the socket file stays: now stale
-        let (_l2, ident2) = bind(&sock, &[me()], 0o600).expect("replaces stale");
+        let (_l2, ident2) = bind(&sock, 0o600).expect("replaces stale");
         remove_if_ours(&sock, ident);
         assert!(sock.exists(), "must not remove another agent's socket");
         remove_if_ours(&sock, ident2);
         assert!(!sock.exists());
         fs::write(&sock, b"x").expect("write");
         assert!(matches!(
-            bind(&sock, &[me()], 0o600),
+            bind(&sock, 0o600),
             Err(AgentStartError::NotASocket { .. })
         ));
     }

@@ -1,21 +1,55 @@
 //! What the agent holds, and the rules for using it: TTLs, lock, the
-//! vault allow-list, and re-reading a key file that a rotate replaced.
+//! vault allow-list, re-reading a key file that a rotate replaced, and what
+//! it answers: the keys of one version of a vault, never its master key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use devc_vault::{
-    KeySecret, MasterKey, Slot, SlotId, SlotKind, VaultId, keyfile, pending_key_path,
+    AccessKeys, KeySecret, MasterKey, SALT_LEN, Slot, SlotId, SlotKind, VaultId, keyfile,
+    pending_key_path,
 };
 
 use crate::protocol::{ErrorCode, KeyInfo, Response, StatusInfo, VERSION};
+
+/// Where a held key-file secret comes from, so it can be read again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A key file.
+    File(PathBuf),
+    /// A command that prints the key file's content (`key_command`).
+    Command {
+        /// Its argv.
+        argv: Vec<String>,
+        /// Its time limit.
+        timeout: Duration,
+    },
+}
+
+impl SecretSource {
+    fn load(&self) -> Result<KeySecret, String> {
+        match self {
+            SecretSource::File(p) => keyfile::read(p).map_err(|e| e.to_string()),
+            SecretSource::Command { argv, timeout } => {
+                crate::command::run(argv, *timeout, false).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SecretSource::File(p) => p.display().to_string(),
+            SecretSource::Command { argv, .. } => argv.join(" "),
+        }
+    }
+}
 
 /// A key-file secret held by the agent.
 #[derive(Debug)]
 struct HeldSecret {
     secret: KeySecret,
     id: SlotId,
-    path: Option<PathBuf>,
+    source: SecretSource,
 }
 
 /// A vault master key held by the agent (passphrase cache, or `--passphrase`).
@@ -64,12 +98,14 @@ impl LockReason {
 
     fn message(self) -> &'static str {
         match self {
-            LockReason::Locked => "the agent is locked; run `devc-vault unlock`",
+            LockReason::Locked => {
+                "the agent is locked; its owner runs `devc-vault unlock` on the host"
+            }
             LockReason::Idle => {
-                "the agent's keys expired after its idle TTL; run `devc-vault unlock`"
+                "the agent's keys expired after its idle TTL; its owner runs `devc-vault unlock` on the host"
             }
             LockReason::MaxLifetime => {
-                "the agent's keys reached their max lifetime; run `devc-vault unlock`"
+                "the agent's keys reached their max lifetime; its owner runs `devc-vault unlock` on the host"
             }
         }
     }
@@ -84,7 +120,7 @@ pub struct Policy {
     pub max_ttl: Option<Duration>,
     /// Vault ids served (empty: any).
     pub allow_vaults: Vec<VaultId>,
-    /// Extra uids allowed to connect.
+    /// Extra uids allowed on the container-facing socket.
     pub allow_uids: Vec<u32>,
     /// A passphrase cache agent (accepts `add_master`).
     pub cache: bool,
@@ -94,7 +130,7 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct State {
     policy: Policy,
-    files: Vec<PathBuf>,
+    sources: Vec<SecretSource>,
     secrets: Vec<HeldSecret>,
     secret_timers: Timers,
     masters: Vec<HeldMaster>,
@@ -107,16 +143,16 @@ pub struct State {
 pub type Log = Vec<String>;
 
 impl State {
-    /// Loads the key files (refusing unreadable, open-mode or malformed ones).
+    /// Loads the key secrets (refusing unreadable, open-mode or malformed key files).
     pub fn new(
         policy: Policy,
-        files: Vec<PathBuf>,
+        sources: Vec<SecretSource>,
         masters: Vec<(VaultId, MasterKey)>,
-    ) -> devc_vault::Result<State> {
+    ) -> Result<State, String> {
         let now = Instant::now();
         let mut st = State {
             policy,
-            files,
+            sources,
             secrets: Vec::new(),
             secret_timers: Timers::new(now),
             masters: masters
@@ -130,19 +166,19 @@ impl State {
             locked: None,
             ever_held: false,
         };
-        st.load_files()?;
+        st.load_secrets()?;
         st.ever_held = !st.is_empty();
         Ok(st)
     }
 
-    fn load_files(&mut self) -> devc_vault::Result<()> {
+    fn load_secrets(&mut self) -> Result<(), String> {
         let mut secrets = Vec::new();
-        for p in &self.files {
-            let secret = keyfile::read(p)?;
+        for source in &self.sources {
+            let secret = source.load()?;
             secrets.push(HeldSecret {
                 id: SlotId::of_secret(&secret),
                 secret,
-                path: Some(p.clone()),
+                source: source.clone(),
             });
         }
         self.secrets = secrets;
@@ -158,6 +194,11 @@ impl State {
     /// Holds nothing.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.masters.is_empty()
+    }
+
+    /// Locked or expired, and holding nothing.
+    pub fn is_locked(&self) -> bool {
+        self.is_empty() && self.locked.is_some()
     }
 
     fn expired(&self, t: &Timers, now: Instant) -> Option<LockReason> {
@@ -186,7 +227,7 @@ impl State {
         {
             self.secrets.clear();
             self.locked = Some(r);
-            log.push(format!("key files forgotten ({} TTL reached)", r.name()));
+            log.push(format!("key secrets forgotten ({} TTL reached)", r.name()));
         }
         let before = self.masters.len();
         let policy = (self.policy.idle_ttl, self.policy.max_ttl);
@@ -200,7 +241,7 @@ impl State {
         });
         if self.masters.len() < before {
             log.push(format!(
-                "{} cached vault key(s) expired",
+                "{} held vault key(s) expired",
                 before - self.masters.len()
             ));
             if self.is_empty() && self.locked.is_none() {
@@ -229,10 +270,13 @@ impl State {
         )
     }
 
-    /// Unwraps the master key of `vault` from one of `slots`.
-    pub fn unwrap(
+    /// The keys of the version of `vault` written with `salt` (`Some`), or
+    /// of a new version under a fresh salt (`None`): found with a held
+    /// master key, or by unwrapping one of `slots` with a held secret.
+    pub fn keys(
         &mut self,
         vault: &VaultId,
+        salt: Option<[u8; SALT_LEN]>,
         slots: &[Slot],
         now: Instant,
         log: &mut Log,
@@ -240,12 +284,16 @@ impl State {
         if let Err(r) = self.vault_allowed(vault) {
             return r;
         }
+        let answer = |vmk: &MasterKey, via: String| {
+            let keys = match salt {
+                Some(salt) => AccessKeys::derive(vmk, salt),
+                None => AccessKeys::fresh(vmk),
+            };
+            Response::keys(&keys, via)
+        };
         if let Some(m) = self.masters.iter_mut().find(|m| m.vault == *vault) {
             m.timers.last_used = now;
-            return Response::Master {
-                key: crate::protocol::WireKey::from_master(&m.key),
-                via: format!("cached key of vault {vault}"),
-            };
+            return answer(&m.key, format!("held key of vault {vault}"));
         }
         if self.secrets.is_empty() {
             return if self.locked.is_some() {
@@ -254,17 +302,17 @@ impl State {
                 Response::error(ErrorCode::NoKey, "this agent holds no key for this vault")
             };
         }
-        if let Some((key, via)) = try_secrets(self.secrets.iter().map(|s| &s.secret), vault, slots)
+        if let Some((vmk, via)) = try_secrets(self.secrets.iter().map(|s| &s.secret), vault, slots)
         {
             self.secret_timers.last_used = now;
-            return master(key, via);
+            return answer(&vmk, via);
         }
         // A rotate may have replaced a key file since it was loaded: look
         // again at each file and at its pending `.next` (written first by
         // rotate), and keep whatever changed.
         let mut fresh = Vec::new();
         for held in &mut self.secrets {
-            let Some(path) = held.path.clone() else {
+            let SecretSource::File(path) = held.source.clone() else {
                 continue;
             };
             match keyfile::read(&path) {
@@ -286,9 +334,9 @@ impl State {
                 fresh.push(next);
             }
         }
-        if let Some((key, via)) = try_secrets(fresh.iter(), vault, slots) {
+        if let Some((vmk, via)) = try_secrets(fresh.iter(), vault, slots) {
             self.secret_timers.last_used = now;
-            return master(key, via);
+            return answer(&vmk, via);
         }
         Response::error(
             ErrorCode::NoKey,
@@ -325,9 +373,8 @@ impl State {
         };
         let slot = Slot::for_secret(SlotKind::Agent, vault, key, &held.secret);
         self.secret_timers.last_used = now;
-        match crate::protocol::WireSlot::from_slot(&slot) {
-            Some(slot) => Response::Slot { slot },
-            None => Response::error(ErrorCode::Refused, "could not encode the slot"),
+        Response::Slot {
+            slot: slot.to_line(),
         }
     }
 
@@ -357,15 +404,15 @@ impl State {
         self.locked = Some(LockReason::Locked);
     }
 
-    /// Re-reads the key files; fails (staying locked) if one cannot be read.
+    /// Reads the key secrets again; fails (staying locked) if one cannot be read.
     pub fn unlock(&mut self) -> Response {
-        if self.files.is_empty() {
+        if self.sources.is_empty() {
             return Response::error(
                 ErrorCode::Refused,
-                "this agent has no key files to re-read; cached passphrase keys come back with `devc-vault unlock`",
+                "this agent has no key files to re-read; a passphrase comes back with `devc-vault unlock`",
             );
         }
-        match self.load_files() {
+        match self.load_secrets() {
             Ok(()) => {
                 self.locked = None;
                 Response::Ok
@@ -378,14 +425,13 @@ impl State {
     pub fn reload(&mut self) -> Log {
         let mut log = Vec::new();
         for held in &mut self.secrets {
-            let Some(path) = &held.path else { continue };
-            match keyfile::read(path) {
+            match held.source.load() {
                 Ok(s) => {
                     let id = SlotId::of_secret(&s);
                     if id != held.id {
                         log.push(format!(
                             "re-read {}: key {id} replaces {}",
-                            path.display(),
+                            held.source.describe(),
                             held.id
                         ));
                     }
@@ -399,7 +445,7 @@ impl State {
     }
 
     /// Describes the state (never a secret).
-    pub fn status(&self, now: Instant) -> StatusInfo {
+    pub fn status(&self, now: Instant, socket: Option<String>) -> StatusInfo {
         let left = |t: &Timers| {
             (
                 self.policy
@@ -414,9 +460,13 @@ impl State {
         for s in &self.secrets {
             let (idle, max) = left(&self.secret_timers);
             keys.push(KeyInfo {
-                kind: "keyfile".into(),
+                kind: match s.source {
+                    SecretSource::File(_) => "keyfile",
+                    SecretSource::Command { .. } => "command",
+                }
+                .into(),
                 id: s.id.to_string(),
-                path: s.path.as_deref().map(|p: &Path| p.display().to_string()),
+                path: Some(s.source.describe()),
                 idle_left_secs: idle,
                 max_left_secs: max,
             });
@@ -435,7 +485,7 @@ impl State {
             version: VERSION,
             pid: std::process::id(),
             cache: self.policy.cache,
-            locked: self.is_empty() && self.locked.is_some(),
+            locked: self.is_locked(),
             locked_reason: self
                 .locked
                 .map(LockReason::name)
@@ -449,14 +499,8 @@ impl State {
                 .map(ToString::to_string)
                 .collect(),
             allowed_uids: self.policy.allow_uids.clone(),
+            socket,
         }
-    }
-}
-
-fn master(key: MasterKey, via: String) -> Response {
-    Response::Master {
-        key: crate::protocol::WireKey::from_master(&key),
-        via,
     }
 }
 
@@ -485,6 +529,7 @@ fn try_secrets<'a>(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn write_key(dir: &Path, name: &str, s: &KeySecret) -> PathBuf {
         let p = dir.join(name);
@@ -493,11 +538,16 @@ mod tests {
         p
     }
 
-    fn got_master(r: &Response) -> Option<[u8; 32]> {
+    /// The commitment of the keys answered, if keys were answered.
+    fn got_keys(r: &Response) -> Option<AccessKeys> {
         match r {
-            Response::Master { key, .. } => Some(*key.0),
+            Response::Keys { keys, .. } => Some(AccessKeys::from_bytes(&keys.0)),
             _ => None,
         }
+    }
+
+    fn same(a: &AccessKeys, b: &AccessKeys) -> bool {
+        a.to_bytes()[..] == b.to_bytes()[..]
     }
 
     fn code(r: &Response) -> Option<ErrorCode> {
@@ -508,7 +558,7 @@ mod tests {
     }
 
     #[test]
-    fn unwrap_keyfile_and_agent_slots_ttl_lock_unlock() {
+    fn answers_version_keys_never_the_master_key() {
         let t = tempfile::tempdir().expect("tmp");
         let secret = KeySecret::generate();
         let k = write_key(t.path(), "k", &secret);
@@ -522,35 +572,40 @@ mod tests {
             idle_ttl: Some(Duration::from_secs(60)),
             ..Policy::default()
         };
-        let mut st = State::new(policy, vec![k], vec![]).expect("state");
+        let mut st = State::new(policy, vec![SecretSource::File(k)], vec![]).expect("state");
         let now = Instant::now();
         let mut log = Vec::new();
+        let salt = [9u8; SALT_LEN];
         for s in [&slots[..1], &slots[1..]] {
-            assert_eq!(
-                got_master(&st.unwrap(&vault, s, now, &mut log)),
-                Some(*vmk.expose())
-            );
+            let got = got_keys(&st.keys(&vault, Some(salt), s, now, &mut log)).expect("keys");
+            assert!(same(&got, &AccessKeys::derive(&vmk, salt)));
+            assert_ne!(&got.to_bytes()[..], vmk.expose(), "never the master key");
         }
+        // A write: a fresh salt each time, keys that match the master key.
+        let w1 = got_keys(&st.keys(&vault, None, &slots, now, &mut log)).expect("keys");
+        let w2 = got_keys(&st.keys(&vault, None, &slots, now, &mut log)).expect("keys");
+        assert_ne!(w1.salt(), w2.salt());
+        assert!(same(&w1, &AccessKeys::derive(&vmk, *w1.salt())));
         // Another vault id: the AAD differs, nothing opens.
         assert_eq!(
-            code(&st.unwrap(&VaultId([4; 16]), &slots, now, &mut log)),
+            code(&st.keys(&VaultId([4; 16]), Some(salt), &slots, now, &mut log)),
             Some(ErrorCode::NoKey)
         );
         // Idle past the TTL.
         let later = now + Duration::from_secs(61);
         st.expire(later);
         assert_eq!(
-            code(&st.unwrap(&vault, &slots, later, &mut log)),
+            code(&st.keys(&vault, Some(salt), &slots, later, &mut log)),
             Some(ErrorCode::Locked)
         );
         assert!(matches!(st.unlock(), Response::Ok));
-        assert!(got_master(&st.unwrap(&vault, &slots, Instant::now(), &mut log)).is_some());
+        assert!(got_keys(&st.keys(&vault, Some(salt), &slots, Instant::now(), &mut log)).is_some());
         st.lock();
         assert_eq!(
-            code(&st.unwrap(&vault, &slots, Instant::now(), &mut log)),
+            code(&st.keys(&vault, Some(salt), &slots, Instant::now(), &mut log)),
             Some(ErrorCode::Locked)
         );
-        assert!(st.status(Instant::now()).locked);
+        assert!(st.status(Instant::now(), None).locked);
     }
 
     #[test]
@@ -559,20 +614,25 @@ mod tests {
         let old = KeySecret::generate();
         let k = write_key(t.path(), "k", &old);
         let vault = VaultId([5; 16]);
-        let mut st = State::new(Policy::default(), vec![k.clone()], vec![]).expect("state");
+        let mut st = State::new(
+            Policy::default(),
+            vec![SecretSource::File(k.clone())],
+            vec![],
+        )
+        .expect("state");
         // Mid-rotate: the vault already uses the new key, K.next holds it.
         let new = KeySecret::generate();
         let vmk = MasterKey::generate();
         let slots = vec![Slot::for_secret(SlotKind::KeyFile, &vault, &vmk, &new)];
         let next = write_key(t.path(), "k.next", &new);
         let mut log = Vec::new();
-        assert!(got_master(&st.unwrap(&vault, &slots, Instant::now(), &mut log)).is_some());
+        assert!(got_keys(&st.keys(&vault, None, &slots, Instant::now(), &mut log)).is_some());
         // Rotate finished: K.next renamed over K.
         std::fs::rename(&next, &k).expect("rename");
-        assert!(got_master(&st.unwrap(&vault, &slots, Instant::now(), &mut log)).is_some());
+        assert!(got_keys(&st.keys(&vault, None, &slots, Instant::now(), &mut log)).is_some());
         assert!(log.iter().any(|l| l.contains("replaces")), "{log:?}");
         assert_eq!(
-            st.status(Instant::now()).keys[0].id,
+            st.status(Instant::now(), None).keys[0].id,
             SlotId::of_secret(&new).to_string()
         );
     }
@@ -597,10 +657,9 @@ mod tests {
             Response::Ok
         ));
         let mut log = Vec::new();
-        assert_eq!(
-            got_master(&st.unwrap(&allowed, &[], now, &mut log)),
-            Some(*vmk.expose())
-        );
+        let got =
+            got_keys(&st.keys(&allowed, Some([1; SALT_LEN]), &[], now, &mut log)).expect("keys");
+        assert!(same(&got, &AccessKeys::derive(&vmk, [1; SALT_LEN])));
         assert_eq!(
             code(&st.wrap(&allowed, None, &vmk, now)),
             Some(ErrorCode::Locked)

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use devc_keydelivery::client::AgentClient;
+use devc_keydelivery::endpoint::Trust;
 use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::scratch::Scratch;
 use devc_vault_tests::tools;
@@ -187,7 +188,7 @@ impl Env {
     /// Stops the passphrase cache (if one runs) and kills it if `lock` did not.
     pub fn stop_cache(&self) {
         let sock = self.runtime.join("devc-vault/cache.sock");
-        let pid = AgentClient::connect(&sock)
+        let pid = AgentClient::connect(&sock, Trust::Private)
             .and_then(|mut c| c.status())
             .map(|s| s.pid)
             .ok();
@@ -260,7 +261,8 @@ impl Agent {
             log: log.to_path_buf(),
         };
         let up = process::wait_for(Duration::from_secs(10), || {
-            AgentClient::connect(socket).is_ok() || matches!(agent.child.try_wait(), Ok(Some(_)))
+            std::os::unix::net::UnixStream::connect(socket).is_ok()
+                || matches!(agent.child.try_wait(), Ok(Some(_)))
         });
         assert!(
             up && agent.running(),

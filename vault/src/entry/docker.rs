@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Source, check_field, check_nonempty};
+use super::{Source, check_len, check_nonempty};
 use crate::error::Result;
 use crate::registry::{self, Match};
 use crate::secret::Secret;
@@ -53,11 +53,13 @@ impl DockerEntry {
         self
     }
 
-    /// Checks the entry before it is stored.
+    /// Checks the entry before it is stored. The secret is any string
+    /// (JSON carries any, and `docker login --password-stdin` passes a
+    /// service-account key with its newlines); only its length is capped.
     pub fn validate(&self) -> Result<()> {
         check_nonempty("server URL", &self.server_url)?;
         check_nonempty("username", &self.username)?;
-        check_field("secret", self.secret.expose())
+        check_len("secret", self.secret.expose())
     }
 
     /// How well this entry answers a request for `query` (a server URL as a

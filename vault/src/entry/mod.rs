@@ -191,9 +191,8 @@ keep_unknown_fields!(Payload {
     optional: [docker, git, chain, updated]
 });
 
-/// Checks one text field: bounded, and free of NUL, CR and LF (which no
-/// credential protocol can carry and git forbids).
-pub fn check_field(name: &str, value: &str) -> Result<()> {
+/// Checks one field's length.
+pub(crate) fn check_len(_name: &str, value: &str) -> Result<()> {
     if value.len() > MAX_SECRET_LEN {
         return Err(Error::Oversized {
             what: "entry field",
@@ -201,6 +200,13 @@ pub fn check_field(name: &str, value: &str) -> Result<()> {
             cap: MAX_SECRET_LEN as u64,
         });
     }
+    Ok(())
+}
+
+/// Checks one text field: bounded, and free of NUL, CR and LF (which git's
+/// protocol cannot carry, and no name or address contains).
+pub fn check_field(name: &str, value: &str) -> Result<()> {
+    check_len(name, value)?;
     // Bytes, not chars: this runs on every field of every entry at open.
     if value.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
         return Err(Error::InvalidEntry {
@@ -235,9 +241,29 @@ impl Payload {
         Ok(p)
     }
 
-    /// Serializes to JSON in a buffer that is wiped on drop.
+    /// Serializes to JSON in a buffer that is wiped on drop, sized exactly
+    /// before it is written: a growing `Vec` would leave unwiped copies of
+    /// the plaintext behind in the memory it frees.
     pub fn to_json(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(serde_json::to_vec(self).expect("payload types always serialize"))
+        let mut count = Counter(0);
+        serde_json::to_writer(&mut count, self).expect("payload types always serialize");
+        let mut out = Zeroizing::new(Vec::with_capacity(count.0));
+        serde_json::to_writer(&mut *out, self).expect("payload types always serialize");
+        debug_assert_eq!(out.len(), count.0);
+        out
+    }
+}
+
+/// A writer that only counts bytes.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

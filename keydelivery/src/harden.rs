@@ -1,4 +1,4 @@
-//! Process hardening for the agent (ssh-agent's `platform_disable_tracing`):
+//! Process hardening for the agent, the cache and the helpers (ssh-agent's `platform_disable_tracing`):
 //! not dumpable, so other processes of the same user cannot ptrace it or read
 //! its memory through /proc, and no core file that could hold a key.
 
