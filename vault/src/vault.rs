@@ -364,7 +364,9 @@ impl Vault {
 
     /// Replaces every entry that came from the host (has a [`Source`](crate::Source)) with
     /// `docker` and `git`, keeping the entries stored inside the container
-    /// unless a new entry takes their place.
+    /// unless a new entry takes their place. When the host's set is what the
+    /// vault already holds (the same credentials from the same sources),
+    /// nothing changes and nothing is written.
     pub fn replace_host_entries(
         &mut self,
         docker: Vec<DockerEntry>,
@@ -376,12 +378,39 @@ impl Vault {
         for e in &git {
             e.validate()?;
         }
-        let before = (self.payload.docker.len(), self.payload.git.len());
+        let from = |s: &Option<crate::Source>| s.as_ref().map(|s| (s.kind.clone(), s.from.clone()));
+        let held_docker: Vec<&DockerEntry> = self
+            .payload
+            .docker
+            .iter()
+            .filter(|e| e.source.is_some())
+            .collect();
+        let held_git: Vec<&GitEntry> = self
+            .payload
+            .git
+            .iter()
+            .filter(|e| e.source.is_some())
+            .collect();
+        let unchanged = held_docker.len() == docker.len()
+            && held_git.len() == git.len()
+            && docker.iter().all(|n| {
+                held_docker.iter().any(|o| {
+                    o.server_url == n.server_url
+                        && o.same_credential(n)
+                        && from(&o.source) == from(&n.source)
+                })
+            })
+            && git.iter().all(|n| {
+                held_git.iter().any(|o| {
+                    o.same_slot(n) && o.same_credential(n) && from(&o.source) == from(&n.source)
+                })
+            });
+        if unchanged {
+            return Ok(());
+        }
         self.payload.docker.retain(|e| e.source.is_none());
         self.payload.git.retain(|e| e.source.is_none());
-        if (self.payload.docker.len(), self.payload.git.len()) != before {
-            self.changed = true;
-        }
+        self.changed = true;
         for e in docker {
             self.upsert_docker(e)?;
         }
