@@ -11,6 +11,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS    seconds per target for `run` (default 20)
+#   FUZZ_SECONDS_<target>  the same for one target (e.g. FUZZ_SECONDS_keyfile=3)
 #   FUZZ_BUDGET     seconds for all targets of one `run`, build not counted
 #                   (default: no cap); targets left when it is spent are skipped
 #   FUZZ_REPORT     append one tab-separated line of figures per target to this file
@@ -80,6 +81,11 @@ scratch() {
   trap 'rm -rf "$DEVC_VAULT_FUZZ_TMP"' EXIT
 }
 
+# Inputs that failed: crashes, timeouts, out-of-memory (not slow units).
+count_failures() {
+  find "$1" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l
+}
+
 # One line of figures from a libFuzzer log.
 figures() {
   local log=$1 t=$2 secs=$3 crashes=$4
@@ -112,7 +118,8 @@ run_targets() {
       secs=0
       cap=300
     else
-      secs=$SECONDS_PER
+      local own="FUZZ_SECONDS_$t"
+      secs=${!own:-$SECONDS_PER}
       if ((BUDGET > 0)); then
         local left=$((BUDGET - (SECONDS - start)))
         if ((left < 5)); then
@@ -127,11 +134,11 @@ run_targets() {
     fi
     local log before after status=0
     log=$(mktemp)
-    before=$(find "$artifacts" -type f | wc -l)
+    before=$(count_failures "$artifacts")
     # `timeout` is a backstop only: -max_total_time ends the run by itself.
     timeout --kill-after=10 "$cap" "$BIN_DIR/$t" "${args[@]}" "$corpus" "$FUZZ_DIR/seeds/$t" \
       >"$log" 2>&1 || status=$?
-    after=$(find "$artifacts" -type f | wc -l)
+    after=$(count_failures "$artifacts")
     local line
     line=$(figures "$log" "$t" "$secs" $((after - before)))
     echo "$line"
