@@ -17,6 +17,21 @@ pub mod unlock;
 
 use devc_vault::Argon2Cost;
 
+/// Which git credential: protocol, host and (for `credential.useHttpPath`
+/// setups) a repository path.
+#[derive(clap::Args, Debug)]
+pub struct GitTarget {
+    /// Protocol, e.g. https
+    #[arg(long)]
+    pub protocol: String,
+    /// Host, with :port if not the default
+    #[arg(long)]
+    pub host: String,
+    /// Repository path (only for credential.useHttpPath setups, where git sends one)
+    #[arg(long)]
+    pub path: Option<String>,
+}
+
 /// Parses `m=KiB,t=N,p=N` (Argon2id costs) for `--kdf-cost`.
 pub fn parse_cost(s: &str) -> Result<Argon2Cost, String> {
     let mut cost = Argon2Cost::DEFAULT;

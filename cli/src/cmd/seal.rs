@@ -33,15 +33,8 @@ pub enum Args {
     /// A git credential, as the host's own `git credential fill` answers it
     /// (its configured helpers; prompts are disabled)
     Git {
-        /// Protocol, e.g. https
-        #[arg(long)]
-        protocol: String,
-        /// Host, with :port if not the default
-        #[arg(long)]
-        host: String,
-        /// Repository path (for credential.useHttpPath setups)
-        #[arg(long)]
-        path: Option<String>,
+        #[command(flatten)]
+        target: super::GitTarget,
         /// User name, when the host has several for this host
         #[arg(long)]
         username: Option<String>,
@@ -95,9 +88,12 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             }
         }
         Args::Git {
-            protocol,
-            host,
-            path,
+            target:
+                super::GitTarget {
+                    protocol,
+                    host,
+                    path,
+                },
             username,
         } => {
             let q = Query {
