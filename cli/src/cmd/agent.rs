@@ -8,13 +8,11 @@ use devc_keydelivery::agent::state::{Policy, SecretSource};
 use devc_keydelivery::agent::{self, AgentOptions};
 use devc_keydelivery::client::AgentClient;
 use devc_keydelivery::environment::{self, parse_duration};
-use devc_keydelivery::prompt::Tty;
-use devc_keydelivery::source::prompt_and_unwrap;
-use devc_vault::{AccessKeys, Key, Store, VaultId};
+use devc_vault::{AccessKeys, Store, VaultId};
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
-use crate::{input, unlock};
+use crate::unlock;
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m, 4h"))
@@ -94,18 +92,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     let mut masters = Vec::new();
     if a.passphrase || g.passphrase_fd.is_some() {
         let sealed = g.store().read()?;
-        let vmk = match g.passphrase_fd {
-            Some(fd) => sealed.unwrap_master(&Key::Passphrase(input::passphrase_from_fd(fd)?))?,
-            None => {
-                let mut tty = Tty::open().ok_or_else(|| {
-                    CliError::Input("--passphrase needs a terminal; use --passphrase-fd".into())
-                })?;
-                prompt_and_unwrap(&mut tty, &sealed).map_err(|e| CliError::Input(e.to_string()))?
-            }
-        };
-        // Check the key against the whole vault before holding it.
-        sealed.open_with_master(vmk.clone())?;
-        masters.push((sealed.id, vmk));
+        masters.push((sealed.id, unlock::master_from_passphrase(g, &sealed)?));
     }
     if sources.is_empty() && masters.is_empty() {
         return Err(CliError::Usage(
