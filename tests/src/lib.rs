@@ -1,7 +1,9 @@
-//! Support for devc-vault's end-to-end tests: locating the built binaries,
-//! requiring external tools, and starting (and always stopping) real servers.
+//! Support for devc-vault's end-to-end tests: building and locating the
+//! workspace binaries, requiring external tools, and starting (and always
+//! stopping) real servers.
 #![forbid(unsafe_code)]
 
+pub mod bins;
 pub mod docker;
 pub mod git_http;
 pub mod image;
