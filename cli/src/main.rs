@@ -8,6 +8,7 @@ mod unlock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand};
 
@@ -34,12 +35,17 @@ impl Global {
     }
 }
 
+/// `0.1.0 (vault format v1, agent protocol v1)`: built once, from the
+/// format constants, for clap's `--version`.
+static VERSION: LazyLock<String> =
+    LazyLock::new(|| devc_keydelivery::version::describe(env!("CARGO_PKG_VERSION")));
+
 /// Encrypted registry and git credentials for dev containers.
 ///
 /// Secrets are read from stdin, a file descriptor or the terminal, never from
 /// the command line, and never printed.
 #[derive(Parser, Debug)]
-#[command(name = "devc-vault", version, propagate_version = true)]
+#[command(name = "devc-vault", version = VERSION.as_str(), propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: Global,
