@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Options every command shares.
 #[derive(clap::Args, Debug, Clone)]
@@ -73,6 +73,8 @@ enum Command {
     Unlock(cmd::unlock::Args),
     Lock(cmd::lock::Args),
     Status(cmd::status::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
     /// Runs a passphrase cache (started by the helpers; see `devc_keydelivery::cache::Launch`)
     #[command(name = devc_keydelivery::cache::Launch::SUBCOMMAND, hide = true)]
     Cache {
@@ -99,6 +101,8 @@ fn main() -> ExitCode {
         Command::Unlock(a) => cmd::unlock::run(g, a),
         Command::Lock(a) => cmd::lock::run(g, a),
         Command::Status(a) => cmd::status::run(g, a),
+        Command::Completions(a) => cmd::completions::run(a, Cli::command()),
+        Command::Man(a) => cmd::man::run(a, Cli::command()),
         Command::Cache { args } => cmd::agent::run_cache(&args),
     };
     match result {
