@@ -1,8 +1,12 @@
-//! Support for devc-vault's end-to-end tests: locating the built binaries,
-//! requiring external tools, and starting (and always stopping) real servers.
+//! Support for devc-vault's end-to-end tests: building and locating the
+//! workspace binaries, the one fixture every test runs them in, requiring
+//! external tools, and starting (and always stopping) real servers.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod bins;
 pub mod docker;
+pub mod fixture;
 pub mod git_http;
 pub mod image;
 pub mod podman;

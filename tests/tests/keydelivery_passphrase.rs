@@ -4,17 +4,29 @@
 //! `devc-vault lock` makes the third prompt again, and three wrong
 //! passphrases give a clear failure and no credential.
 
-mod keydelivery_support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use devc_keydelivery::client::AgentClient;
+use devc_vault_tests::agent::Agent;
+use devc_vault_tests::fixture::sample::{EXPECTED, PASSPHRASE, SECRET, SERVER};
+use devc_vault_tests::fixture::{Fixture, KeyFileVar, NOT_FOUND};
 use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::tools;
-use keydelivery_support::{EXPECTED, Env, NOT_FOUND, PASSPHRASE, SECRET, SERVER};
+
+/// A vault with the sample docker entry and a passphrase slot, opened
+/// only by what each test passes: the key file is not in the environment,
+/// and the key order is the built-in one (file, agent, passphrase).
+fn fixture(label: &str) -> Option<Fixture> {
+    Fixture::build(label)
+        .key_order(None)
+        .key_file_var(KeyFileVar::Unset)
+        .sample_entry()
+        .passphrase_slot()
+        .create()
+}
 
 /// Only the passphrase can open the vault: no key file, no agent.
 const ONLY_PASSPHRASE: [(&str, &str); 2] = [
@@ -23,7 +35,7 @@ const ONLY_PASSPHRASE: [(&str, &str); 2] = [
 ];
 
 struct Pty<'a> {
-    env: &'a Env,
+    env: &'a Fixture,
     expect: PathBuf,
     get_sh: PathBuf,
 }
@@ -35,10 +47,10 @@ impl Pty<'_> {
             "set timeout 60\nlog_user 1\nspawn -noecho {}\n{body}\ncatch {{expect eof}}\nlassign [wait] pid spawnid os_error value\nexit $value\n",
             self.get_sh.display()
         );
-        let path = self.env.dir.write(format!("{name}.exp"), script, 0o600);
+        let path = self.env.dir().write(format!("{name}.exp"), script, 0o600);
         let mut cmd = Command::new(&self.expect);
         cmd.arg(&path);
-        self.env.isolate(&mut cmd);
+        self.env.apply(&mut cmd);
         for (k, v) in ONLY_PASSPHRASE {
             cmd.env(k, v);
         }
@@ -54,20 +66,19 @@ const NO_PROMPT: &str = "expect {\n  \"passphrase for vault\" { exit 104 }\n  eo
 
 const WRONG_THRICE: &str = "for {set i 0} {$i < 3} {incr i} {\n  expect {\n    \"passphrase for vault\" { send -- \"wrong horse\\r\" }\n    timeout { exit 101 }\n    eof { exit 102 }\n  }\n}\nexpect {\n  \"giving up\" {}\n  timeout { exit 103 }\n}\n";
 
-fn setup(label: &str) -> Option<(Env, PathBuf)> {
+fn setup(label: &str) -> Option<(Fixture, PathBuf)> {
     let expect = tools::require_tool(
         "expect",
         "drives the passphrase prompt through a pty (apt: expect)",
     )?;
-    let env = Env::with_passphrase(label)?;
-    env.require_helper()?;
+    let env = fixture(label)?;
     Some((env, expect))
 }
 
-fn pty<'a>(env: &'a Env, expect: &Path) -> Pty<'a> {
-    let helper = env.helper.as_ref().expect("helper");
+fn pty<'a>(env: &'a Fixture, expect: &Path) -> Pty<'a> {
+    let helper = env.docker_helper_path();
     // stdin carries the protocol payload; the prompt must use /dev/tty.
-    let get_sh = env.dir.write(
+    let get_sh = env.dir().write(
         "get.sh",
         format!(
             "#!/bin/bash\n\
@@ -87,8 +98,8 @@ fn pty<'a>(env: &'a Env, expect: &Path) -> Pty<'a> {
     }
 }
 
-fn cache_pid(env: &Env) -> Option<u32> {
-    let sock = env.runtime.join("devc-vault/cache.sock");
+fn cache_pid(env: &Fixture) -> Option<u32> {
+    let sock = env.runtime_dir().join("devc-vault/cache.sock");
     AgentClient::connect(&sock, devc_keydelivery::endpoint::Trust::Private)
         .and_then(|mut c| c.status())
         .map(|s| s.pid)
@@ -177,7 +188,7 @@ fn three_wrong_passphrases_fail_clearly() {
     let out = pty(&env, &expect).run("wrong", WRONG_THRICE);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     let text = out.stdout_str();
-    assert!(text.contains(NOT_FOUND), "{}", out.describe());
+    assert!(text.contains(NOT_FOUND.trim_end()), "{}", out.describe());
     assert!(
         text.contains("wrong passphrase (3 tries)"),
         "{}",
@@ -192,16 +203,14 @@ fn three_wrong_passphrases_fail_clearly() {
 
 #[test]
 fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
-    let Some(env) = Env::with_passphrase("kd-unlock") else {
+    let Some(env) = fixture("kd-unlock") else {
         return;
     };
-    let Some(helper) = env.require_helper() else {
-        return;
-    };
-    let get = |env: &Env| {
+    let helper = env.docker_helper_path();
+    let get = |env: &Fixture| {
         let mut cmd = Command::new(helper);
         cmd.arg("get");
-        env.isolate(&mut cmd);
+        env.apply(&mut cmd);
         for (k, v) in ONLY_PASSPHRASE {
             cmd.env(k, v);
         }
@@ -225,7 +234,12 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
         .expect("spawn")
     };
     let out = get(&env);
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    assert_eq!(
+        out.stdout_str().trim_end(),
+        NOT_FOUND.trim_end(),
+        "{}",
+        out.describe()
+    );
     assert!(
         out.stderr_str().contains("no terminal"),
         "{}",
@@ -262,7 +276,7 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
 /// never receives a vault key: the client checks the peer's uid first.
 #[test]
 fn vault_key_never_goes_to_another_users_cache() {
-    let Some(env) = Env::with_passphrase("kd-squat") else {
+    let Some(env) = fixture("kd-squat") else {
         return;
     };
     let Some(setpriv) = tools::require_tool("setpriv", "runs the squatter as another uid") else {
@@ -271,12 +285,12 @@ fn vault_key_never_goes_to_another_users_cache() {
     if !tools::require_root("switching to uid 65534 needs root") {
         return;
     }
-    let dir = env.runtime.join("devc-vault");
+    let dir = env.runtime_dir().join("devc-vault");
     fs::create_dir(&dir).expect("mkdir");
     devc_vault_tests::scratch::set_mode(&dir, 0o700);
     devc_vault_tests::scratch::set_owner(&dir, 65534, 65534);
-    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o711);
-    devc_vault_tests::scratch::set_mode(&env.runtime, 0o711);
+    devc_vault_tests::scratch::set_mode(env.path(), 0o711);
+    devc_vault_tests::scratch::set_mode(&env.runtime_dir(), 0o711);
     let sock = dir.join("cache.sock");
     let recorded = dir.join("recorded");
     let mut cmd = Command::new(&setpriv);
@@ -284,8 +298,8 @@ fn vault_key_never_goes_to_another_users_cache() {
         .arg(tools::bin_path("devc-test-probe"))
         .arg("listen")
         .args([&sock, &recorded]);
-    env.isolate(&mut cmd);
-    let _squatter = keydelivery_support::Agent::spawn(cmd, &sock, &env.dir.join("squat.log"));
+    env.apply(&mut cmd);
+    let _squatter = Agent::spawn(cmd, &sock, &env.path().join("squat.log"));
 
     let mut unlock = env.cli_cmd(&[
         "unlock",
@@ -315,5 +329,5 @@ fn vault_key_never_goes_to_another_users_cache() {
     // anything is sent.
     let got = fs::read(&recorded).unwrap_or_default();
     assert!(got.is_empty(), "the squatter received {} bytes", got.len());
-    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o700);
+    devc_vault_tests::scratch::set_mode(env.path(), 0o700);
 }

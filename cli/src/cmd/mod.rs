@@ -2,12 +2,14 @@
 
 pub mod add;
 pub mod agent;
+pub mod completions;
 pub mod demo;
 pub mod doctor;
 pub mod init;
 pub mod install;
 pub mod list;
 pub mod lock;
+pub mod man;
 pub mod remove;
 pub mod rotate;
 pub mod seal;
