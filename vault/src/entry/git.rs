@@ -146,6 +146,9 @@ impl GitEntry {
         if let Some(t) = &self.oauth_refresh_token {
             check_field("oauth_refresh_token", t.expose())?;
         }
+        if let Some(source) = &self.source {
+            source.validate()?;
+        }
         Ok(())
     }
 
@@ -165,11 +168,13 @@ impl GitEntry {
         self.password_expiry_utc.is_some_and(|t| t < now)
     }
 
-    /// True when `other` holds the same credential (nothing to write).
+    /// True when `other` holds the same credential, with the same expiry
+    /// and source (nothing to write).
     pub(crate) fn same_credential(&self, other: &GitEntry) -> bool {
         self.password == other.password
             && self.password_expiry_utc == other.password_expiry_utc
             && self.oauth_refresh_token == other.oauth_refresh_token
+            && self.source == other.source
     }
 }
 
