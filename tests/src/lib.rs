@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod git_http;
 pub mod image;
+pub mod pass_store;
 pub mod podman;
 pub mod process;
 pub mod random_input;
