@@ -2,6 +2,7 @@
 //! requiring external tools, and starting (and always stopping) real servers.
 #![forbid(unsafe_code)]
 
+pub mod container_script;
 pub mod docker;
 pub mod git_http;
 pub mod image;
@@ -12,4 +13,5 @@ pub mod random_input;
 pub mod registry;
 pub mod scratch;
 pub mod skopeo;
+pub mod token_registry;
 pub mod tools;

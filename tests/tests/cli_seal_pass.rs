@@ -65,7 +65,12 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> Outcome {
-        run(&mut self.cmd(&self.cli, args), None, Duration::from_secs(120)).expect("devc-vault")
+        run(
+            &mut self.cmd(&self.cli, args),
+            None,
+            Duration::from_secs(120),
+        )
+        .expect("devc-vault")
     }
 
     #[track_caller]
@@ -153,9 +158,9 @@ fn seal_all_takes_every_credential_a_pass_credsstore_lists() {
     let doctor = h.run(&["doctor"]);
     for (server, _, _) in CREDS {
         assert!(
-            doctor
-                .stdout_str()
-                .contains(&format!("docker {server} from docker-credential-pass, fetched")),
+            doctor.stdout_str().contains(&format!(
+                "docker {server} from docker-credential-pass, fetched"
+            )),
             "{server}\n{}",
             doctor.describe()
         );
@@ -200,9 +205,8 @@ fn seal_all_takes_every_credential_a_pass_credsstore_lists() {
     let o = h.run(&["seal", "--refresh"]);
     assert_eq!(o.code(), Some(1), "{}", o.describe());
     assert!(
-        o.stderr_str().contains(
-            "could not refresh docker registry.example:5000 from docker-credential-pass"
-        ),
+        o.stderr_str()
+            .contains("could not refresh docker registry.example:5000 from docker-credential-pass"),
         "{}",
         o.describe()
     );
