@@ -385,6 +385,22 @@ fn expiry_and_source_round_trip_and_a_refresh_keeps_unknown_fields() {
         v.refresh_docker(host("new", 301, 400)).unwrap(),
         Some(Upsert::Unchanged)
     );
+    // The container storing the same credential (docker login, git's store
+    // after a fetch) changes nothing and keeps the host entry's source.
+    assert_eq!(
+        v.upsert_docker(docker("reg.example", "u", "new")).unwrap(),
+        Upsert::Unchanged
+    );
+    let mut g = Vault::create();
+    let host_git = GitEntry::new("https", "git.example", "u", "pw".into())
+        .with_source(Source::new("git", "git credential fill", 5));
+    g.upsert_git(host_git).unwrap();
+    assert_eq!(
+        g.upsert_git(GitEntry::new("https", "git.example", "u", "pw".into()))
+            .unwrap(),
+        Upsert::Unchanged
+    );
+    assert!(g.git()[0].source.is_some());
     // Never in place of an entry stored inside the container, nor of one removed.
     let inside =
         docker("inside.example", "x", "y").with_source(Source::new("docker-helper", "h", 1));

@@ -95,12 +95,14 @@ impl DockerEntry {
         registry::same_entry(&self.server_url, &other.server_url)
     }
 
-    /// True when `other` holds the same credential, with the same expiry
-    /// and source (nothing to write).
+    /// True when storing `other` over this entry changes nothing: the same
+    /// credential, and, when `other` comes from the host (has a source),
+    /// the same expiry and source. A store from inside the container of
+    /// the credential a host entry already holds keeps the host entry.
     pub(crate) fn same_credential(&self, other: &DockerEntry) -> bool {
         self.username == other.username
             && self.secret == other.secret
-            && self.expires == other.expires
-            && self.source == other.source
+            && (other.source.is_none()
+                || (self.expires == other.expires && self.source == other.source))
     }
 }
