@@ -114,6 +114,9 @@ impl Setup {
             0o600,
         );
         dir.mkdir("run", 0o700);
+        // The agent's socket directory exists before the container mounts
+        // it; the agent creates its socket in it later.
+        dir.mkdir("sock", 0o700);
         dir.mkdir("config", 0o700);
         let s = Setup {
             cli,
@@ -171,10 +174,13 @@ impl Setup {
         )
     }
 
-    /// Waits for a new period to begin, then seals the registry's token:
-    /// returns that period.
-    fn seal_at_period_start(&self) -> u64 {
-        let k = self.reg.window() + 1;
+    /// A period far enough ahead for the container to start before it.
+    fn next_period(&self) -> u64 {
+        self.reg.window() + 2
+    }
+
+    /// Waits for period `k` to begin, then seals the registry's token.
+    fn seal_at_period_start(&self, k: u64) {
         sleep_until(self.reg.start_of(k) + 0.2);
         let o = self.ok(&["--key-file", &self.key(), "seal", "docker", "--all"]);
         assert!(
@@ -186,7 +192,6 @@ impl Setup {
             o.describe()
         );
         assert_eq!(self.reg.window(), k, "sealing took too long");
-        k
     }
 
     fn sock_dir(&self) -> PathBuf {
@@ -277,16 +282,21 @@ fn with_the_agent_refreshing_the_container_keeps_pulling_across_three_token_peri
     let Some(s) = Setup::new("fresh-on") else {
         return;
     };
-    let k0 = s.seal_at_period_start();
-    // A long default interval: what keeps the token fresh is its expiry.
-    let agent = s.agent(&[
-        "--refresh-every",
-        "1h",
-        "--refresh-vault",
-        &s.vault().display().to_string(),
-    ]);
+    let k0 = s.next_period();
     let times: Vec<u64> = (0..4).map(|i| middle(&s.reg, k0 + i)).collect();
-    let out = s.container(&times);
+    // The container starts first and waits for its check times.
+    let (out, agent) = std::thread::scope(|scope| {
+        let container = scope.spawn(|| s.container(&times));
+        s.seal_at_period_start(k0);
+        // A long default interval: what keeps the token fresh is its expiry.
+        let agent = s.agent(&[
+            "--refresh-every",
+            "1h",
+            "--refresh-vault",
+            &s.vault().display().to_string(),
+        ]);
+        (container.join().expect("container thread"), agent)
+    });
     eprintln!(
         "[container]\n{}\n[agent]\n{}",
         out.stdout_str(),
@@ -330,16 +340,17 @@ fn without_refreshing_the_container_fails_after_the_first_period_and_says_why() 
     let Some(s) = Setup::new("fresh-off") else {
         return;
     };
-    let k0 = s.seal_at_period_start();
-    let agent = s.agent(&[]);
+    let k0 = s.next_period();
     let times = [
         middle(&s.reg, k0),
         middle(&s.reg, k0 + 1),
         middle(&s.reg, k0 + 2),
     ];
     let reg = &s.reg;
-    let (out, refresh) = std::thread::scope(|scope| {
+    let (out, refresh, agent) = std::thread::scope(|scope| {
         let container = scope.spawn(|| s.container(&times));
+        s.seal_at_period_start(k0);
+        let agent = s.agent(&[]);
         // The clock really moved on: the sealed token is dead, the next one works.
         sleep_until(reg.start_of(k0 + 1) + 1.0);
         let old = http_get(reg.host(), "/v2/", Some((TOKEN_USER, &reg.token(k0)))).expect("GET");
@@ -349,7 +360,7 @@ fn without_refreshing_the_container_fails_after_the_first_period_and_says_why() 
         // After the failed check, refresh by hand on the host.
         sleep_until(reg.start_of(k0 + 2) + 0.5);
         let refresh = s.ok(&["--key-file", &s.key(), "seal", "--refresh"]);
-        (container.join().expect("container thread"), refresh)
+        (container.join().expect("container thread"), refresh, agent)
     });
     eprintln!("[container]\n{}", out.stdout_str());
     assert!(out.success(), "{}\nagent:\n{}", out.describe(), agent.log());
