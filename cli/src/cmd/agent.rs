@@ -123,14 +123,15 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         ));
     }
     let socket = a.socket.unwrap_or_else(environment::default_agent_socket);
-    let config = devc_keydelivery::Config::load()?;
-    let every = a.refresh_every.or(config.refresh.every);
-    if every.is_some_and(|d| d.is_zero()) {
-        return Err(CliError::Usage(
-            "--refresh-every must be at least 1s".into(),
-        ));
-    }
-    if every.is_some() {
+    // Only a refreshing agent reads the config file: the agent itself
+    // needs none, and may run as a user who cannot read it.
+    if let Some(every) = a.refresh_every {
+        if every.is_zero() {
+            return Err(CliError::Usage(
+                "--refresh-every must be at least 1s".into(),
+            ));
+        }
+        let config = devc_keydelivery::Config::load()?;
         let mut vaults = a.refresh_vault;
         if vaults.is_empty() {
             vaults = config.refresh.vaults.clone();
@@ -142,11 +143,11 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             .iter()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
             .collect();
-        let schedule = devc_host::refresh::Schedule::new(config.refresh, every);
+        let schedule = devc_host::refresh::Schedule::new(config.refresh, Some(every));
         crate::cmd::refresher::spawn(socket.clone(), vaults, schedule, !a.quiet);
     } else if !a.refresh_vault.is_empty() {
         return Err(CliError::Usage(
-            "--refresh-vault needs --refresh-every (or [refresh] every in the config file)".into(),
+            "--refresh-vault needs --refresh-every DURATION".into(),
         ));
     }
     let opts = AgentOptions {
