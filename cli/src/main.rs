@@ -72,7 +72,6 @@ enum Command {
     Remove(cmd::remove::Args),
     List(cmd::list::Args),
     Rotate(cmd::rotate::Args),
-    #[command(subcommand)]
     Seal(cmd::seal::Args),
     #[command(subcommand)]
     Slot(cmd::slot::Args),

@@ -5,14 +5,17 @@
 
 pub mod agent;
 pub mod bins;
+pub mod container_script;
 pub mod docker;
 pub mod fixture;
 pub mod git_http;
 pub mod image;
+pub mod pass_store;
 pub mod podman;
 pub mod process;
 pub mod random_input;
 pub mod registry;
 pub mod scratch;
 pub mod skopeo;
+pub mod token_registry;
 pub mod tools;

@@ -14,7 +14,8 @@ use crate::Global;
 use crate::error::{CliError, CliResult};
 use crate::unlock;
 
-fn duration(s: &str) -> Result<Duration, String> {
+/// Parses a `--…` duration such as 90s, 15m, 4h.
+pub fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m, 4h"))
 }
 
@@ -64,6 +65,15 @@ pub struct Args {
     /// Forget the keys this long after loading them (e.g. 8h) [default: never]
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     max_ttl: Option<Duration>,
+    /// Keep sealed host credentials fresh: re-resolve each entry from the
+    /// host source it came from when it is due (this interval for sources
+    /// without their own, see [refresh] in the config file; before a known
+    /// expiry). Needs a key that opens the vault(s), like any client
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    refresh_every: Option<Duration>,
+    /// A vault to keep fresh (repeatable) [default: [refresh] vaults in the config file, else --vault / DEVC_VAULT]
+    #[arg(long, value_name = "PATH")]
+    refresh_vault: Vec<PathBuf>,
     /// No log lines on stderr
     #[arg(long, short)]
     quiet: bool,
@@ -99,8 +109,36 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             "the agent has nothing to hold: give --key-file PATH (and --load PATH), --key-command COMMAND, or --passphrase / --passphrase-fd N".into(),
         ));
     }
+    let socket = a.socket.unwrap_or_else(environment::default_agent_socket);
+    // Only a refreshing agent reads the config file: the agent itself
+    // needs none, and may run as a user who cannot read it.
+    if let Some(every) = a.refresh_every {
+        if every.is_zero() {
+            return Err(CliError::Usage(
+                "--refresh-every must be at least 1s".into(),
+            ));
+        }
+        let config = devc_keydelivery::Config::load()?;
+        let mut vaults = a.refresh_vault;
+        if vaults.is_empty() {
+            vaults = config.refresh.vaults.clone();
+        }
+        if vaults.is_empty() {
+            vaults.push(g.vault_path());
+        }
+        let vaults = vaults
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let schedule = devc_host::refresh::Schedule::new(config.refresh, Some(every));
+        crate::cmd::refresher::spawn(socket.clone(), vaults, schedule, !a.quiet);
+    } else if !a.refresh_vault.is_empty() {
+        return Err(CliError::Usage(
+            "--refresh-vault needs --refresh-every DURATION".into(),
+        ));
+    }
     let opts = AgentOptions {
-        socket: a.socket.unwrap_or_else(environment::default_agent_socket),
+        socket,
         sources,
         masters,
         policy: Policy {

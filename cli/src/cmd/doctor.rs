@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use devc_host::docker::config as docker_config;
 use devc_host::git::config::{self as git_config, GitConfig};
+use devc_host::refresh::{self, Schedule};
 use devc_keydelivery::{Config, PromptPolicy, UnlockError, unlock_with_source};
-use devc_vault::{Store, Vault};
+use devc_vault::{Store, Vault, clock};
 use serde_json::Value;
 
 use crate::Global;
@@ -57,6 +58,9 @@ fn on_path(program: &str) -> Option<PathBuf> {
 pub fn run(g: &Global, a: Args) -> CliResult {
     let mut r = Report::default();
     let vault = check_vault(g, &mut r);
+    if let Some(v) = &vault {
+        check_freshness(v, &mut r);
+    }
     let docker_dir = a
         .docker_config
         .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
@@ -170,6 +174,72 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
         Err(e) => {
             r.problem("keys", e.to_string());
             None
+        }
+    }
+}
+
+/// Every entry sealed from a host source: where it came from, when, and
+/// whether it is stale (not fetched within its source's interval) or
+/// expired or about to expire.
+fn check_freshness(v: &Vault, r: &mut Report) {
+    let refresh = Config::load().map(|c| c.refresh).unwrap_or_default();
+    let schedule = Schedule::new(refresh, None);
+    let now = devc_vault::now();
+    let docker = v.docker().iter().filter_map(|e| {
+        let s = e.source.as_ref()?;
+        Some((format!("docker {}", e.server_url), s, e.expires))
+    });
+    let git = v.git().iter().filter_map(|e| {
+        let s = e.source.as_ref()?;
+        let path = e
+            .path
+            .as_deref()
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
+        let name = format!("git {}://{}{path}", e.protocol, e.host);
+        Some((name, s, e.password_expiry_utc))
+    });
+    let fix = "refresh with `devc-vault seal --refresh` on the host, and keep it fresh with `devc-vault agent --refresh-every 15m` or `devc-vault seal --refresh --write-timer 15m`";
+    for (name, s, expires) in docker.chain(git) {
+        let name = crate::cmd::list::terminal_safe(&name);
+        let from = crate::cmd::list::terminal_safe(&refresh::describe(s));
+        let desc = format!(
+            "{name} from {from}, fetched {} ago",
+            clock::span(now.saturating_sub(s.fetched))
+        );
+        let every = schedule.of(s).0.as_secs();
+        match expires {
+            Some(t) if t <= now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}, EXPIRED {} ago ({}): {fix}",
+                    clock::span(now - t),
+                    clock::utc(t)
+                ),
+            ),
+            Some(t) if schedule.due_at(s, Some(t)) <= now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}, expires in {} ({}): {fix}",
+                    clock::span(t - now),
+                    clock::utc(t)
+                ),
+            ),
+            _ if s.fetched.saturating_add(every) < now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}: stale, its source's interval is {}{}: {fix}",
+                    clock::span(every),
+                    expires
+                        .map(|t| format!("; expires in {}", clock::span(t - now)))
+                        .unwrap_or_default()
+                ),
+            ),
+            Some(t) => r.ok(
+                "freshness",
+                format!("{desc}, expires in {}", clock::span(t - now)),
+            ),
+            None => r.ok("freshness", desc),
         }
     }
 }

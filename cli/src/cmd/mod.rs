@@ -10,11 +10,13 @@ pub mod install;
 pub mod list;
 pub mod lock;
 pub mod man;
+pub mod refresher;
 pub mod remove;
 pub mod rotate;
 pub mod seal;
 pub mod slot;
 pub mod status;
+pub mod timer;
 pub mod unlock;
 
 use devc_vault::Argon2Cost;

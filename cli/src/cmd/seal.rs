@@ -1,18 +1,45 @@
 //! `devc-vault seal docker|git`: on the host, copy credentials the host
-//! already has (docker's config and helpers, git's helpers) into the vault.
+//! already has (docker's config and helpers, git's helpers) into the vault,
+//! each remembering its source; `seal --refresh` asks those sources again.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use devc_host::docker::import::{self as docker_import, Selection};
 use devc_host::git::import::{self as git_import, Query};
+use devc_host::refresh::{self, Outcome, Refresher, Schedule, Which};
+use devc_keydelivery::Config;
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
-use crate::unlock;
+use crate::unlock::{self, Keys};
 
-/// Copy credentials the host already resolves into the vault (run on the host).
+/// Copy credentials the host already resolves into the vault (run on the
+/// host). Each entry remembers where it came from (which helper or file,
+/// and when), inside the encrypted payload, so `seal --refresh` can ask
+/// that source again; entries stored inside the container are never touched.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    what: Option<What>,
+    /// Ask every host source again for the entries sealed from it (helpers in parallel, each with a deadline); a source that fails is reported and its entry kept
+    #[arg(long)]
+    refresh: bool,
+    /// With --refresh: only the entries that are due (their source's interval has passed, or their known expiry is near; see [refresh] in the config file)
+    #[arg(long, requires = "refresh")]
+    due: bool,
+    /// With --refresh: write a systemd user service and timer that run `seal --refresh --due` every DURATION (e.g. 15m), and print the same as a cron line
+    #[arg(long, value_name = "DURATION", requires = "refresh", value_parser = crate::cmd::agent::duration)]
+    write_timer: Option<Duration>,
+    /// With --write-timer: where to write the units [default: $XDG_CONFIG_HOME/systemd/user, else ~/.config/systemd/user]
+    #[arg(long, value_name = "DIR", requires = "write_timer")]
+    timer_dir: Option<PathBuf>,
+}
+
+/// What to seal.
 #[derive(clap::Subcommand, Debug)]
-pub enum Args {
+pub enum What {
     /// Registry credentials from the host's docker config: plain `auths`,
     /// identity tokens, and whatever its credsStore / credHelpers answer
     Docker {
@@ -26,7 +53,7 @@ pub enum Args {
             required_unless_present = "all"
         )]
         registries: Vec<String>,
-        /// Every registry the config names; those that give nothing are reported and skipped
+        /// Every registry the config names and every server its credsStore lists; those that give nothing are reported and skipped
         #[arg(long, conflicts_with = "registries")]
         all: bool,
     },
@@ -43,10 +70,22 @@ pub enum Args {
 
 /// Runs `seal`.
 pub fn run(g: &Global, a: Args) -> CliResult {
+    if a.refresh {
+        if let Some(every) = a.write_timer {
+            return crate::cmd::timer::write(g, every, a.timer_dir);
+        }
+        return run_refresh(g, a.due);
+    }
+    let Some(what) = a.what else {
+        return Err(CliError::Usage(
+            "say what to seal: `seal docker`, `seal git`, or `seal --refresh`".into(),
+        ));
+    };
     let store = g.store();
     store.read()?;
-    match a {
-        Args::Docker {
+    let schedule = Schedule::new(Config::load()?.refresh, None);
+    match what {
+        What::Docker {
             docker_config,
             registries,
             all,
@@ -66,10 +105,17 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                     found.missed.join("; ")
                 )));
             }
-            let entries = found.entries;
+            let entries: Vec<_> = found
+                .entries
+                .into_iter()
+                .map(|e| schedule.stamp(e))
+                .collect();
             let names: Vec<String> = entries
                 .iter()
-                .map(|e| format!("{} ({})", e.server_url, e.username))
+                .map(|e| {
+                    let from = e.source.as_ref().map(refresh::describe).unwrap_or_default();
+                    format!("{} ({}) from {from}", e.server_url, e.username)
+                })
                 .collect();
             store.update(
                 |s| unlock::open(s, g),
@@ -87,7 +133,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                 eprintln!("devc-vault: skipped {m}");
             }
         }
-        Args::Git {
+        What::Git {
             target:
                 super::GitTarget {
                     protocol,
@@ -115,4 +161,37 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// `seal --refresh [--due]`: one pass of the host refresher over the vault.
+fn run_refresh(g: &Global, due: bool) -> CliResult {
+    let store = g.store();
+    store.read()?;
+    let keys = Keys::load(g)?;
+    let mut refresher = Refresher::new(Schedule::new(Config::load()?.refresh, None));
+    let which = if due { Which::Due } else { Which::All };
+    let report = refresher.run(&store, |s| keys.open(s), which)?;
+    if report.host_entries == 0 {
+        println!(
+            "no entry in {} came from a host source; nothing to refresh (seal some with `devc-vault seal docker|git`)",
+            store.path().display()
+        );
+        return Ok(());
+    }
+    if report.lines.is_empty() {
+        println!("nothing is due yet");
+    }
+    for l in &report.lines {
+        match l.outcome {
+            Outcome::Failed(_) => eprintln!("devc-vault: {l}"),
+            _ => println!("{l}"),
+        }
+    }
+    match report.failures() {
+        0 => Ok(()),
+        n => Err(CliError::Usage(format!(
+            "{n} of {} entries could not be refreshed (see above); the others were written",
+            report.lines.len()
+        ))),
+    }
 }
