@@ -14,10 +14,11 @@ use crate::Global;
 use crate::error::{CliError, CliResult};
 use crate::unlock::{self, Keys};
 
-/// Copy credentials the host already resolves into the vault (run on the
-/// host). Each entry remembers where it came from (which helper or file,
-/// and when), inside the encrypted payload, so `seal --refresh` can ask
-/// that source again; entries stored inside the container are never touched.
+/// Copy credentials the host already resolves into the vault (run on the host)
+///
+/// Each entry remembers where it came from (which helper or file, and
+/// when), inside the encrypted payload, so `seal --refresh` can ask that
+/// source again; entries stored inside the container are never touched.
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
