@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use devc_vault_tests::docker::FakeHelper;
 use devc_vault_tests::fixture::{Fixture, NOT_FOUND};
+use devc_vault_tests::pass_store::PassStore;
 use devc_vault_tests::process;
 use devc_vault_tests::scratch::Scratch;
 use devc_vault_tests::tools;
@@ -561,96 +562,12 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
     assert_eq!(fs::read_to_string(&cfg).expect("read"), "{not json");
 }
 
-/// A throwaway `GNUPGHOME` and password store; the gpg agent is stopped on drop.
-struct PassStore {
-    dir: Scratch,
-}
-
-impl PassStore {
-    fn new() -> PassStore {
-        let dir = Scratch::new("pass-store");
-        dir.mkdir("gnupg", 0o700);
-        let p = PassStore { dir };
-        let out = process::run(
-            p.command("gpg").args([
-                "--batch",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-                "--quick-gen-key",
-                "devc-vault test <test@devc-vault.invalid>",
-                "default",
-                "default",
-                "never",
-            ]),
-            None,
-            Duration::from_secs(60),
-        )
-        .expect("gpg");
-        out.assert_success("gpg --quick-gen-key");
-        let out = process::run_ok(
-            p.command("gpg").args(["--list-keys", "--with-colons"]),
-            None,
-            Duration::from_secs(30),
-            "gpg --list-keys",
-        );
-        let listing = out.stdout_str();
-        let fpr = listing
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("fpr:")
-                    .map(|r| r.trim_matches(':').to_owned())
-            })
-            .expect("a fingerprint");
-        process::run_ok(
-            p.command("pass").args(["init", &fpr]),
-            None,
-            Duration::from_secs(30),
-            "pass init",
-        );
-        p
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env("GNUPGHOME", self.dir.join("gnupg"))
-            .env("PASSWORD_STORE_DIR", self.dir.join("store"))
-            .env("HOME", self.dir.path());
-        cmd
-    }
-
-    fn helper(&self, args: &[&str], stdin: Option<&[u8]>) -> process::Outcome {
-        let mut cmd = self.command("docker-credential-pass");
-        cmd.args(args);
-        process::run(&mut cmd, stdin, Duration::from_secs(60)).expect("docker-credential-pass")
-    }
-}
-
-impl Drop for PassStore {
-    fn drop(&mut self) {
-        let _ = process::run(
-            self.command("gpgconf").args(["--kill", "all"]),
-            None,
-            Duration::from_secs(10),
-        );
-    }
-}
-
 /// Differential test: for the same requests our stdout and exit code are
 /// byte-identical to the reference implementation's (Debian's
 /// golang-docker-credential-helpers, `docker-credential-pass`).
 #[test]
 fn byte_identical_to_the_reference_helper() {
-    if !tools::require_tools(&[
-        (
-            "docker-credential-pass",
-            "the reference helper (apt: golang-docker-credential-helpers)",
-        ),
-        ("pass", "the reference helper's store (apt: pass)"),
-        ("gpg", "encrypts the reference helper's store (apt: gnupg)"),
-        ("gpgconf", "stops the gpg agent after the test (apt: gnupg)"),
-    ]) {
+    if !PassStore::available() {
         return;
     }
     let Some(v) = Fixture::new("docker-vault") else {
