@@ -1,7 +1,7 @@
 //! `devc-vault seal docker|git`: on the host, copy credentials the host
 //! already has (docker's config and helpers, git's helpers) into the vault.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use devc_host::docker::import::{self as docker_import, Selection};
 use devc_host::git::import::{self as git_import, Query};
@@ -50,8 +50,7 @@ pub enum Args {
 
 /// Runs `seal`.
 pub fn run(g: &Global, a: Args) -> CliResult {
-    let store = g.store();
-    store.read()?;
+    g.store().read()?;
     match a {
         Args::Docker {
             docker_config,
@@ -65,32 +64,11 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             } else {
                 Selection::Only(registries)
             };
-            let found = docker_import::resolve(&dir, &selection)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
-                return Err(CliError::Usage(format!(
-                    "nothing sealed: {}",
-                    found.missed.join("; ")
-                )));
-            }
-            let entries = found.entries;
-            let names: Vec<String> = entries
-                .iter()
-                .map(|e| format!("{} ({})", e.server_url, e.username))
-                .collect();
-            store.update(
-                |s| unlock::open(s, g),
-                |v| {
-                    for e in entries {
-                        v.upsert_docker(e)?;
-                    }
-                    Ok::<_, CliError>(())
-                },
-            )?;
-            for n in names {
+            let sealed = docker(g, &dir, selection)?;
+            for n in sealed.names {
                 println!("sealed docker credential for {n}");
             }
-            for m in found.missed {
+            for m in sealed.missed {
                 eprintln!("devc-vault: skipped {m}");
             }
         }
@@ -100,23 +78,75 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             path,
             username,
         } => {
-            let q = Query {
-                protocol,
-                host,
-                path,
-                username,
-            };
-            let entry = git_import::fill("git", &q).map_err(CliError::Usage)?;
-            let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
-            store.update(
-                |s| unlock::open(s, g),
-                |v| {
-                    v.upsert_git(entry)?;
-                    Ok::<_, CliError>(())
+            let shown = git(
+                g,
+                Query {
+                    protocol,
+                    host,
+                    path,
+                    username,
                 },
             )?;
             println!("sealed git credential for {shown}");
         }
     }
     Ok(())
+}
+
+/// What [`docker`] sealed: `registry (user)` for each entry, and one line
+/// per registry that gave nothing.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// The entries written.
+    pub names: Vec<String>,
+    /// Registries skipped, each with why.
+    pub missed: Vec<String>,
+}
+
+/// Resolves the selected registries from the host's docker config in `dir`
+/// and writes them into the vault in one update. With a list, every one
+/// must resolve; with [`Selection::All`], at least one.
+pub fn docker(g: &Global, dir: &Path, selection: Selection) -> CliResult<Sealed> {
+    let all = matches!(selection, Selection::All);
+    let found =
+        docker_import::resolve(dir, &selection).map_err(|e| CliError::Usage(e.to_string()))?;
+    if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
+        return Err(CliError::Usage(format!(
+            "nothing sealed: {}",
+            found.missed.join("; ")
+        )));
+    }
+    let entries = found.entries;
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} ({})", e.server_url, e.username))
+        .collect();
+    g.store().update(
+        |s| unlock::open(s, g),
+        |v| {
+            for e in entries {
+                v.upsert_docker(e)?;
+            }
+            Ok::<_, CliError>(())
+        },
+    )?;
+    Ok(Sealed {
+        names,
+        missed: found.missed,
+    })
+}
+
+/// Asks the host's git (`git credential fill`, no prompts) for one
+/// credential and writes it into the vault; returns `proto://user@host`.
+pub fn git(g: &Global, q: Query) -> CliResult<String> {
+    let entry = git_import::fill("git", &q).map_err(CliError::Usage)?;
+    let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
+    g.store().update(
+        |s| unlock::open(s, g),
+        |v| {
+            v.upsert_git(entry)?;
+            Ok::<_, CliError>(())
+        },
+    )?;
+    Ok(shown)
 }
