@@ -340,9 +340,21 @@ impl PodmanStore {
     /// `None` (skip or fail) when `prepare.sh` has not built it.
     #[track_caller]
     pub fn import(&self, image: Image) -> Option<String> {
-        let tar = debian_image::tarball(image)?;
+        let cached = debian_image::tarball(image)?;
         let reference = format!("localhost/devc-e2e-{}:latest", image.name());
         let start = Instant::now();
+        // A rootless owner may not reach the cache (a checkout in a 0700
+        // directory): give it a link, or a copy, in its own temp directory.
+        let tar = if self.owner_uid == 0 {
+            cached
+        } else {
+            let own = self.tmp.join(format!("{}.tar", image.name()));
+            let _ = fs::remove_file(&own);
+            if fs::hard_link(&cached, &own).is_err() {
+                fs::copy(&cached, &own).expect("copy the image tarball");
+            }
+            own
+        };
         self.podman_ok(
             &[
                 "import",
@@ -354,6 +366,9 @@ impl PodmanStore {
             ],
             Duration::from_secs(300),
         );
+        if self.owner_uid != 0 {
+            let _ = fs::remove_file(&tar);
+        }
         eprintln!(
             "[timing] podman import {}: {:?}",
             image.name(),

@@ -68,6 +68,16 @@ fn devcontainer_agent_rootless_keep_id_and_allow_uid() {
         return;
     };
     let host = Host::new(&s, user, &dist);
+    // The CLI runs as the user, who may not reach this checkout's target/.
+    let cli_copy = s.join("devcontainer-cli");
+    host.user.copy_tree(
+        cli.parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .expect("the CLI's npm prefix"),
+        &cli_copy,
+    );
+    let cli = cli_copy.join("node_modules/.bin/devcontainer");
     let mut store = PodmanStore::new(&s.join("podman"), Some(&host.user));
     let Some(image) = store.import(Image::Bookworm) else {
         return;
