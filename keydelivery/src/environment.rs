@@ -329,14 +329,59 @@ pub fn is_false(v: &str) -> bool {
     )
 }
 
+/// `$XDG_DATA_HOME`, else `~/.local/share`.
+pub fn data_home() -> PathBuf {
+    env_path("XDG_DATA_HOME").unwrap_or_else(|| home_dir().join(".local").join("share"))
+}
+
+/// `$XDG_CONFIG_HOME`, else `~/.config`.
+pub fn config_home() -> PathBuf {
+    env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home_dir().join(".config"))
+}
+
+/// The key file's name in a dev-container project's key directory (and,
+/// mounted, in the container's `/run/secrets`).
+pub const KEY_FILE_NAME: &str = "devc-vault-key";
+
+/// A dev-container project's vault (`devc-vault devcontainer`):
+/// `<data home>/devc/vaults/<project>/.credentials.enc`. Its directory is
+/// what the container mounts as its docker config directory.
+pub fn project_vault(project: &str) -> PathBuf {
+    data_home()
+        .join("devc")
+        .join("vaults")
+        .join(project)
+        .join(VAULT_FILE_NAME)
+}
+
+/// A dev-container project's key file:
+/// `<config home>/devc/keys/<project>/devc-vault-key`, alone in its
+/// directory, which the key-file road mounts read-only at `/run/secrets`.
+pub fn project_key_file(project: &str) -> PathBuf {
+    config_home()
+        .join("devc")
+        .join("keys")
+        .join(project)
+        .join(KEY_FILE_NAME)
+}
+
+/// Where `devc-vault devcontainer` mounts the vault's directory in the
+/// container (and points `DOCKER_CONFIG`).
+pub const CONTAINER_DOCKER_CONFIG: &str = "/var/lib/devc-vault";
+/// Where the key-file road mounts the key's directory in the container.
+pub const CONTAINER_SECRETS_DIR: &str = "/run/secrets";
+/// Where the agent road mounts the agent's socket directory in the container.
+pub const CONTAINER_AGENT_DIR: &str = "/run/devc-vault";
+/// Where `--binaries mount` mounts the static binaries in the container.
+pub const CONTAINER_BIN_DIR: &str = "/opt/devc-vault/bin";
+
 /// The config file in use: `$DEVC_VAULT_CONFIG`, else the XDG location.
 /// The flag says whether it was named explicitly (then it must exist).
 pub fn config_path() -> (PathBuf, bool) {
     if let Some(p) = env_path(ENV_CONFIG) {
         return (p, true);
     }
-    let base = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home_dir().join(".config"));
-    (base.join("devc").join("vault.toml"), false)
+    (config_home().join("devc").join("vault.toml"), false)
 }
 
 /// The real uid, for per-user paths.

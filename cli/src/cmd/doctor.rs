@@ -1,12 +1,13 @@
 //! `devc-vault doctor`: check a setup end to end and say what to fix.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use devc_host::docker::config as docker_config;
 use devc_host::git::config::{self as git_config, GitConfig};
 use devc_host::refresh::{self, Schedule};
-use devc_keydelivery::{Config, PromptPolicy, UnlockError, unlock_with_source};
+use devc_keydelivery::environment as env;
+use devc_keydelivery::{Config, PromptPolicy, SourceKind, UnlockError, unlock_with_source};
 use devc_vault::{Store, Vault, clock};
 use serde_json::Value;
 
@@ -61,6 +62,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     if let Some(v) = &vault {
         check_freshness(v, &mut r);
     }
+    check_agent_uid(vault.is_some(), &mut r);
     let docker_dir = a
         .docker_config
         .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
@@ -377,5 +379,116 @@ fn check_git(r: &mut Report) {
                 list.join(", ")
             ),
         ),
+    }
+}
+
+/// The uid that `uid` in this user namespace is outside it, from the
+/// `uid_map` text (`inside outside count` lines), or `None` if unmapped.
+pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
+    uid_map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let uid = u64::from(uid);
+        (inside <= uid && uid < inside + count)
+            .then(|| u32::try_from(outside + (uid - inside)).ok())
+            .flatten()
+    })
+}
+
+/// Whether a `uid_map` is the initial namespace's identity map.
+pub fn is_identity_map(uid_map: &str) -> bool {
+    let f: Vec<&str> = uid_map.split_whitespace().collect();
+    f == ["0", "0", "4294967295"]
+}
+
+/// The agent road in a container whose user is not the agent's: the
+/// agent must be told to serve this user's uid as the host sees it
+/// (`--allow-uid`), which `/proc/self/uid_map` gives when the container
+/// runs in a user namespace (rootless podman without keep-id, userns-remap).
+fn check_agent_uid(opened: bool, r: &mut Report) {
+    let Ok(cfg) = Config::load() else { return };
+    if !cfg.order.contains(&SourceKind::Agent) {
+        return;
+    }
+    let me = env::uid();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let outside = if map.trim().is_empty() {
+        Some(me)
+    } else {
+        outside_uid(&map, me)
+    };
+    let Some((sock, owner)) = cfg.agent_sockets.iter().find_map(|s| {
+        let dir = devc_keydelivery::endpoint::socket_dir(s);
+        std::fs::metadata(&dir).ok().map(|m| (s.clone(), m.uid()))
+    }) else {
+        return;
+    };
+    let dir = devc_keydelivery::endpoint::socket_dir(&sock);
+    if owner == me {
+        r.ok(
+            "agent",
+            format!(
+                "{} belongs to you (uid {me}): the agent serves you without --allow-uid",
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let Some(host_uid) = outside else {
+        r.problem(
+            "agent",
+            format!("your uid {me} is not mapped outside this container (/proc/self/uid_map), so no host agent can serve it"),
+        );
+        return;
+    };
+    let seen = if is_identity_map(&map) || map.trim().is_empty() {
+        format!("you are uid {me}")
+    } else {
+        format!(
+            "you are uid {me} here and uid {host_uid} outside this user namespace (/proc/self/uid_map)"
+        )
+    };
+    let fix = format!(
+        "the agent on the host must run with --allow-uid {host_uid} (devc-vault agent --key-file KEY --allow-uid {host_uid})"
+    );
+    if opened {
+        r.ok(
+            "agent",
+            format!(
+                "{} belongs to uid {owner} here and {seen}: {fix}, as it does",
+                dir.display()
+            ),
+        );
+    } else {
+        r.problem(
+            "agent",
+            format!(
+                "{} belongs to uid {owner} here and {seen}: {fix}",
+                dir.display()
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_maps() {
+        let rootless = "         0       1001          1\n         1     100000      65536\n";
+        assert_eq!(outside_uid(rootless, 0), Some(1001));
+        assert_eq!(outside_uid(rootless, 1000), Some(100999));
+        assert_eq!(outside_uid(rootless, 65537), None);
+        assert!(!is_identity_map(rootless));
+        let init = "         0          0 4294967295\n";
+        assert!(is_identity_map(init));
+        assert_eq!(outside_uid(init, 1000), Some(1000));
+        assert_eq!(outside_uid("garbage\n", 1), None);
     }
 }

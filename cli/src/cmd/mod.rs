@@ -4,6 +4,7 @@ pub mod add;
 pub mod agent;
 pub mod completions;
 pub mod demo;
+pub mod devcontainer;
 pub mod doctor;
 pub mod init;
 pub mod install;

@@ -2,7 +2,7 @@
 //! already has (docker's config and helpers, git's helpers) into the vault,
 //! each remembering its source; `seal --refresh` asks those sources again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use devc_host::docker::import::{self as docker_import, Selection};
@@ -82,9 +82,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             "say what to seal: `seal docker`, `seal git`, or `seal --refresh`".into(),
         ));
     };
-    let store = g.store();
-    store.read()?;
-    let schedule = Schedule::new(Config::load()?.refresh, None);
+    g.store().read()?;
     match what {
         What::Docker {
             docker_config,
@@ -98,39 +96,11 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             } else {
                 Selection::Only(registries)
             };
-            let found = docker_import::resolve(&dir, &selection)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
-                return Err(CliError::Usage(format!(
-                    "nothing sealed: {}",
-                    found.missed.join("; ")
-                )));
-            }
-            let entries: Vec<_> = found
-                .entries
-                .into_iter()
-                .map(|e| schedule.stamp(e))
-                .collect();
-            let names: Vec<String> = entries
-                .iter()
-                .map(|e| {
-                    let from = e.source.as_ref().map(refresh::describe).unwrap_or_default();
-                    format!("{} ({}) from {from}", e.server_url, e.username)
-                })
-                .collect();
-            store.update(
-                |s| unlock::open(s, g),
-                |v| {
-                    for e in entries {
-                        v.upsert_docker(e)?;
-                    }
-                    Ok::<_, CliError>(())
-                },
-            )?;
-            for n in names {
+            let sealed = docker(g, &dir, selection)?;
+            for n in sealed.names {
                 println!("sealed docker credential for {n}");
             }
-            for m in found.missed {
+            for m in sealed.missed {
                 eprintln!("devc-vault: skipped {m}");
             }
         }
@@ -143,19 +113,13 @@ pub fn run(g: &Global, a: Args) -> CliResult {
                 },
             username,
         } => {
-            let q = Query {
-                protocol,
-                host,
-                path,
-                username,
-            };
-            let entry = git_import::fill("git", &q).map_err(CliError::Usage)?;
-            let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
-            store.update(
-                |s| unlock::open(s, g),
-                |v| {
-                    v.upsert_git(entry)?;
-                    Ok::<_, CliError>(())
+            let shown = git(
+                g,
+                Query {
+                    protocol,
+                    host,
+                    path,
+                    username,
                 },
             )?;
             println!("sealed git credential for {shown}");
@@ -195,4 +159,70 @@ fn run_refresh(g: &Global, due: bool) -> CliResult {
             report.lines.len()
         ))),
     }
+}
+
+/// What [`docker`] sealed: `registry (user)` for each entry, and one line
+/// per registry that gave nothing.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// The entries written.
+    pub names: Vec<String>,
+    /// Registries skipped, each with why.
+    pub missed: Vec<String>,
+}
+
+/// Resolves the selected registries from the host's docker config in `dir`
+/// and writes them into the vault in one update. With a list, every one
+/// must resolve; with [`Selection::All`], at least one.
+pub fn docker(g: &Global, dir: &Path, selection: Selection) -> CliResult<Sealed> {
+    let all = matches!(selection, Selection::All);
+    let found =
+        docker_import::resolve(dir, &selection).map_err(|e| CliError::Usage(e.to_string()))?;
+    if found.entries.is_empty() || (!all && !found.missed.is_empty()) {
+        return Err(CliError::Usage(format!(
+            "nothing sealed: {}",
+            found.missed.join("; ")
+        )));
+    }
+    let schedule = Schedule::new(Config::load()?.refresh, None);
+    let entries: Vec<_> = found
+        .entries
+        .into_iter()
+        .map(|e| schedule.stamp(e))
+        .collect();
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let from = e.source.as_ref().map(refresh::describe).unwrap_or_default();
+            format!("{} ({}) from {from}", e.server_url, e.username)
+        })
+        .collect();
+    g.store().update(
+        |s| unlock::open(s, g),
+        |v| {
+            for e in entries {
+                v.upsert_docker(e)?;
+            }
+            Ok::<_, CliError>(())
+        },
+    )?;
+    Ok(Sealed {
+        names,
+        missed: found.missed,
+    })
+}
+
+/// Asks the host's git (`git credential fill`, no prompts) for one
+/// credential and writes it into the vault; returns `proto://user@host`.
+pub fn git(g: &Global, q: Query) -> CliResult<String> {
+    let entry = git_import::fill("git", &q).map_err(CliError::Usage)?;
+    let shown = format!("{}://{}@{}", entry.protocol, entry.username, entry.host);
+    g.store().update(
+        |s| unlock::open(s, g),
+        |v| {
+            v.upsert_git(entry)?;
+            Ok::<_, CliError>(())
+        },
+    )?;
+    Ok(shown)
 }
