@@ -15,4 +15,5 @@ pub mod random_input;
 pub mod registry;
 pub mod scratch;
 pub mod skopeo;
+pub mod strace;
 pub mod tools;
