@@ -21,5 +21,6 @@ pub mod registry;
 pub mod rootless;
 pub mod scratch;
 pub mod skopeo;
+pub mod strace;
 pub mod token_registry;
 pub mod tools;
