@@ -158,8 +158,10 @@ impl Setup {
             KeyRoad::File { key_dir, .. } => {
                 m.push(bind(key_dir, env::CONTAINER_SECRETS_DIR, true)?)
             }
+            // Read-only: the container can reach the socket but never
+            // replace it with one of its own.
             KeyRoad::Agent { agent_dir, .. } => {
-                m.push(bind(agent_dir, env::CONTAINER_AGENT_DIR, false)?)
+                m.push(bind(agent_dir, env::CONTAINER_AGENT_DIR, true)?)
             }
             KeyRoad::Passphrase => {}
         }
@@ -861,7 +863,7 @@ mod tests {
         assert!(!out.contains("DEVC_VAULT_KEY_FILE"), "{out}");
         assert!(!out.contains("./devc-vault"), "{out}");
         assert!(out.contains(
-            "\"source=/run/user/1000/devc-vault-agent,target=/run/devc-vault,type=bind\""
+            "\"source=/run/user/1000/devc-vault-agent,target=/run/devc-vault,type=bind,readonly=true\""
         ));
         assert!(out.contains(
             "\"source=/opt/dist/x86_64,target=/opt/devc-vault/bin,type=bind,readonly=true\""

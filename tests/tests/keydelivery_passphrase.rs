@@ -272,8 +272,12 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
 }
 
-/// A cache socket served by another user (a squatted `/tmp/devc-vault-<uid>`)
-/// never receives a vault key: the client checks the peer's uid first.
+/// A private runtime directory another user made first (a squatted
+/// `/tmp/devc-vault-<uid>`), with fake servers at the cache's socket and at
+/// an agent's owner endpoint, never receives a byte: not the vault key
+/// `unlock` hands to the cache, not a request from `lock`, `unlock`,
+/// `status`, `slot add agent` or the helpers on the agent road. The client
+/// checks the peer's uid and the directory before it sends anything.
 #[test]
 fn vault_key_never_goes_to_another_users_cache() {
     let Some(env) = fixture("kd-squat") else {
@@ -300,6 +304,25 @@ fn vault_key_never_goes_to_another_users_cache() {
         .args([&sock, &recorded]);
     env.apply(&mut cmd);
     let _squatter = Agent::spawn(cmd, &sock, &env.path().join("squat.log"));
+    // The owner endpoint of an agent on `agent_sock`, squatted the same way.
+    let agent_sock = env.agent_socket();
+    let owner_dir = dir.join("owner");
+    fs::create_dir(&owner_dir).expect("mkdir");
+    devc_vault_tests::scratch::set_mode(&owner_dir, 0o700);
+    devc_vault_tests::scratch::set_owner(&owner_dir, 65534, 65534);
+    let owner_sock = owner_dir.join(
+        devc_keydelivery::environment::owner_socket(&agent_sock)
+            .file_name()
+            .expect("a file name"),
+    );
+    let owner_recorded = dir.join("recorded-owner");
+    let mut cmd = Command::new(&setpriv);
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(tools::bin_path("devc-test-probe"))
+        .arg("listen")
+        .args([&owner_sock, &owner_recorded]);
+    env.apply(&mut cmd);
+    let _owner_squatter = Agent::spawn(cmd, &owner_sock, &env.path().join("squat-owner.log"));
 
     let mut unlock = env.cli_cmd(&[
         "unlock",
@@ -325,9 +348,62 @@ fn vault_key_never_goes_to_another_users_cache() {
         "{}",
         out.describe()
     );
-    // Not a byte, not even the vault's id: the directory is refused before
-    // anything is sent.
-    let got = fs::read(&recorded).unwrap_or_default();
-    assert!(got.is_empty(), "the squatter received {} bytes", got.len());
+    // Every other command that talks to the owner endpoint or the cache.
+    let s = agent_sock.display().to_string();
+    let key = env.key_str();
+    let agent_road = [
+        ("DEVC_VAULT_KEY_ORDER", "agent,passphrase"),
+        ("DEVC_VAULT_AGENT_SOCK", s.as_str()),
+        ("DEVC_VAULT_KEY_FILE", "/nonexistent/devc-vault-key"),
+    ];
+    let store = format!(r#"{{"ServerURL":"{SERVER}","Username":"u","Secret":"squat-test"}}"#);
+    let mut runs: Vec<(Command, Option<&[u8]>)> = vec![
+        (env.cli_cmd(&["lock", "--socket", &s]), None),
+        (env.cli_cmd(&["unlock", "--socket", &s]), None),
+        (env.cli_cmd(&["status", "--socket", &s]), None),
+        (
+            env.cli_cmd(&["slot", "add", "agent", "--socket", &s, "--key-file", &key]),
+            None,
+        ),
+    ];
+    for (verb, input) in [("get", SERVER), ("store", store.as_str())] {
+        let mut cmd = env.command(env.docker_helper_path());
+        cmd.arg(verb);
+        runs.push((cmd, Some(input.as_bytes())));
+    }
+    for (mut cmd, input) in runs {
+        for (k, v) in agent_road {
+            cmd.env(k, v);
+        }
+        // setsid: no terminal to prompt on.
+        let mut wrapped = Command::new("setsid");
+        wrapped
+            .arg("--wait")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        let out = process::run(&mut wrapped, input, Duration::from_secs(60)).expect("spawn");
+        assert!(!out.timed_out, "{}", out.describe());
+        assert!(
+            !out.stdout_str().contains(SECRET),
+            "a credential came out\n{}",
+            out.describe()
+        );
+    }
+    // Not a byte, not even the vault's id: the directory and the peer are
+    // refused before anything is sent.
+    for (what, log) in [("cache", &recorded), ("owner endpoint", &owner_recorded)] {
+        let got = fs::read(log).unwrap_or_default();
+        assert!(
+            got.is_empty(),
+            "the squatter's {what} received {} bytes",
+            got.len()
+        );
+    }
     devc_vault_tests::scratch::set_mode(env.path(), 0o700);
 }
