@@ -122,7 +122,7 @@ fn roads_switch_and_repeat_without_change() {
     env.run(&args).assert_success("agent road");
     let agent = env.config();
     assert!(
-        agent.contains("target=/run/devc-vault,type=bind\""),
+        agent.contains("target=/run/devc-vault,type=bind,readonly=true\""),
         "{agent}"
     );
     assert!(agent.contains("\"DEVC_VAULT_AGENT_SOCK\": \"/run/devc-vault/agent.sock\""));
