@@ -8,8 +8,9 @@ mod unlock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Options every command shares.
 #[derive(clap::Args, Debug, Clone)]
@@ -44,12 +45,17 @@ impl Global {
     }
 }
 
+/// `0.1.0 (vault format v1, agent protocol v1)`: built once, from the
+/// format constants, for clap's `--version`.
+static VERSION: LazyLock<String> =
+    LazyLock::new(|| devc_keydelivery::version::describe(env!("CARGO_PKG_VERSION")));
+
 /// Encrypted registry and git credentials for dev containers.
 ///
 /// Secrets are read from stdin, a file descriptor or the terminal, never from
 /// the command line, and never printed.
 #[derive(Parser, Debug)]
-#[command(name = "devc-vault", version, propagate_version = true)]
+#[command(name = "devc-vault", version = VERSION.as_str(), propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -66,17 +72,19 @@ enum Command {
     Remove(cmd::remove::Args),
     List(cmd::list::Args),
     Rotate(cmd::rotate::Args),
-    #[command(subcommand)]
     Seal(cmd::seal::Args),
     #[command(subcommand)]
     Slot(cmd::slot::Args),
     Demo(cmd::demo::Args),
     Doctor(cmd::doctor::Args),
+    Devcontainer(cmd::devcontainer::Args),
     Install(cmd::install::Args),
     Agent(cmd::agent::Args),
     Unlock(cmd::unlock::Args),
     Lock(cmd::lock::Args),
     Status(cmd::status::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
     /// Runs a passphrase cache (started by the helpers; see `devc_keydelivery::cache::Launch`)
     #[command(name = devc_keydelivery::cache::Launch::SUBCOMMAND, hide = true)]
     Cache {
@@ -100,11 +108,14 @@ fn main() -> ExitCode {
         Command::Slot(a) => cmd::slot::run(g, a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Doctor(a) => cmd::doctor::run(g, a),
+        Command::Devcontainer(a) => cmd::devcontainer::run(g, a),
         Command::Install(a) => cmd::install::run(g, a),
         Command::Agent(a) => cmd::agent::run(g, a),
         Command::Unlock(a) => cmd::unlock::run(g, a),
         Command::Lock(a) => cmd::lock::run(g, a),
         Command::Status(a) => cmd::status::run(g, a),
+        Command::Completions(a) => cmd::completions::run(a, Cli::command()),
+        Command::Man(a) => cmd::man::run(a, Cli::command()),
         Command::Cache { args } => cmd::agent::run_cache(&args),
     };
     match result {

@@ -7,7 +7,11 @@ use devc_keydelivery::Config;
 use devc_vault::{Key, KeySecret, Passphrase, RotateKeys, SealedVault, Vault, keyfile};
 
 use crate::Global;
-use crate::error::CliResult;
+use devc_keydelivery::prompt::Tty;
+use devc_keydelivery::source::prompt_and_unwrap;
+use devc_vault::MasterKey;
+
+use crate::error::{CliError, CliResult};
 use crate::input;
 
 /// The keys named on the command line. The passphrase is read once; the key
@@ -77,6 +81,25 @@ impl Keys {
             passphrases: self.passphrase.iter().cloned().collect(),
         })
     }
+}
+
+/// The vault's master key from its passphrase: read from `--passphrase-fd`,
+/// else asked on the terminal (three tries), and checked against the whole
+/// vault before it is handed to an agent or a cache.
+pub fn master_from_passphrase(g: &Global, sealed: &SealedVault) -> CliResult<MasterKey> {
+    let vmk = match g.passphrase_fd {
+        Some(fd) => sealed.unwrap_master(&Key::Passphrase(input::passphrase_from_fd(fd)?))?,
+        None => {
+            let mut tty = Tty::open().ok_or_else(|| {
+                CliError::Input(
+                    "no terminal to ask for the passphrase on; use --passphrase-fd N".into(),
+                )
+            })?;
+            prompt_and_unwrap(&mut tty, sealed).map_err(|e| CliError::Input(e.to_string()))?
+        }
+    };
+    sealed.open_with_master(vmk.clone())?;
+    Ok(vmk)
 }
 
 /// Opens a sealed vault for a CLI command (reads the keys named on the command line).

@@ -2,10 +2,15 @@
 //! default path (the vault's included), and the config file, with the key
 //! sources' configuration built from them.
 //!
+//! It also holds the host's refresh settings (`[refresh]` in the config
+//! file: how often sealed entries are re-resolved from their host source,
+//! with built-in intervals for the well-known short-lived helpers).
+//!
 //! Precedence: environment variables, then the config file
 //! (`$DEVC_VAULT_CONFIG`, else `$XDG_CONFIG_HOME/devc/vault.toml`, else
 //! `~/.config/devc/vault.toml`), then built-in defaults.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -120,6 +125,76 @@ pub struct Config {
     pub key_command: Option<Vec<String>>,
     /// Time limit for `key_command`.
     pub key_command_timeout: Duration,
+    /// How the host keeps sealed entries fresh (`[refresh]`).
+    pub refresh: RefreshConfig,
+}
+
+/// The interval for sources with no interval of their own, when neither
+/// `--refresh-every` nor `[refresh] every` gives one.
+pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Host credential helpers whose tokens are short-lived: (helper name, how
+/// often to re-resolve, the most one of its tokens lives). The lifetime is
+/// an upper bound (these helpers hand out cached tokens), so an entry is
+/// marked expired no earlier than its token really expires.
+pub const WELL_KNOWN_SOURCES: &[(&str, Duration, Duration)] = &[
+    // Amazon ECR authorization tokens: 12 hours.
+    (
+        "ecr-login",
+        Duration::from_secs(6 * 3600),
+        Duration::from_secs(12 * 3600),
+    ),
+    // Google access tokens (docker-credential-gcloud, -gcr): 1 hour.
+    (
+        "gcloud",
+        Duration::from_secs(30 * 60),
+        Duration::from_secs(3600),
+    ),
+    (
+        "gcr",
+        Duration::from_secs(30 * 60),
+        Duration::from_secs(3600),
+    ),
+    // Azure Container Registry refresh tokens: 3 hours.
+    (
+        "acr-env",
+        Duration::from_secs(3600),
+        Duration::from_secs(3 * 3600),
+    ),
+];
+
+/// When the host re-resolves entries from one source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceSchedule {
+    /// Re-resolve this long after the last fetch.
+    pub every: Option<Duration>,
+    /// The most a secret from this source lives (its entries get
+    /// `expires = fetched + lifetime` when the secret carries no expiry).
+    pub lifetime: Option<Duration>,
+}
+
+/// The `[refresh]` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefreshConfig {
+    /// `every`: the interval for sources without one of their own.
+    pub every: Option<Duration>,
+    /// `vaults`: the vaults `devc-vault agent` refreshes.
+    pub vaults: Vec<PathBuf>,
+    /// `[refresh.sources.NAME]`, by source name: a helper name (`ecr-login`),
+    /// `docker-config` or `git`.
+    pub sources: BTreeMap<String, SourceSchedule>,
+}
+
+impl RefreshConfig {
+    /// The schedule of source `name`: the config file's, else the built-in
+    /// one of a well-known helper, each field on its own; `every` falls
+    /// back to `default_every`.
+    pub fn schedule(&self, name: &str, default_every: Duration) -> (Duration, Option<Duration>) {
+        let own = self.sources.get(name).copied().unwrap_or_default();
+        let known = WELL_KNOWN_SOURCES.iter().find(|(n, _, _)| *n == name);
+        let every = own.every.or(known.map(|k| k.1)).unwrap_or(default_every);
+        (every, own.lifetime.or(known.map(|k| k.2)))
+    }
 }
 
 /// The default order.
@@ -189,6 +264,23 @@ struct FileConfig {
     cache: Option<bool>,
     cache_idle_ttl_secs: Option<u64>,
     cache_max_ttl_secs: Option<u64>,
+    refresh: Option<RefreshFile>,
+}
+
+/// `[refresh]` as written: durations are strings such as `"15m"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshFile {
+    every: Option<String>,
+    vaults: Option<Vec<PathBuf>>,
+    sources: Option<BTreeMap<String, SourceFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFile {
+    every: Option<String>,
+    lifetime: Option<String>,
 }
 
 fn non_empty(v: Option<OsString>) -> Option<PathBuf> {
@@ -237,14 +329,59 @@ pub fn is_false(v: &str) -> bool {
     )
 }
 
+/// `$XDG_DATA_HOME`, else `~/.local/share`.
+pub fn data_home() -> PathBuf {
+    env_path("XDG_DATA_HOME").unwrap_or_else(|| home_dir().join(".local").join("share"))
+}
+
+/// `$XDG_CONFIG_HOME`, else `~/.config`.
+pub fn config_home() -> PathBuf {
+    env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home_dir().join(".config"))
+}
+
+/// The key file's name in a dev-container project's key directory (and,
+/// mounted, in the container's `/run/secrets`).
+pub const KEY_FILE_NAME: &str = "devc-vault-key";
+
+/// A dev-container project's vault (`devc-vault devcontainer`):
+/// `<data home>/devc/vaults/<project>/.credentials.enc`. Its directory is
+/// what the container mounts as its docker config directory.
+pub fn project_vault(project: &str) -> PathBuf {
+    data_home()
+        .join("devc")
+        .join("vaults")
+        .join(project)
+        .join(VAULT_FILE_NAME)
+}
+
+/// A dev-container project's key file:
+/// `<config home>/devc/keys/<project>/devc-vault-key`, alone in its
+/// directory, which the key-file road mounts read-only at `/run/secrets`.
+pub fn project_key_file(project: &str) -> PathBuf {
+    config_home()
+        .join("devc")
+        .join("keys")
+        .join(project)
+        .join(KEY_FILE_NAME)
+}
+
+/// Where `devc-vault devcontainer` mounts the vault's directory in the
+/// container (and points `DOCKER_CONFIG`).
+pub const CONTAINER_DOCKER_CONFIG: &str = "/var/lib/devc-vault";
+/// Where the key-file road mounts the key's directory in the container.
+pub const CONTAINER_SECRETS_DIR: &str = "/run/secrets";
+/// Where the agent road mounts the agent's socket directory in the container.
+pub const CONTAINER_AGENT_DIR: &str = "/run/devc-vault";
+/// Where `--binaries mount` mounts the static binaries in the container.
+pub const CONTAINER_BIN_DIR: &str = "/opt/devc-vault/bin";
+
 /// The config file in use: `$DEVC_VAULT_CONFIG`, else the XDG location.
 /// The flag says whether it was named explicitly (then it must exist).
 pub fn config_path() -> (PathBuf, bool) {
     if let Some(p) = env_path(ENV_CONFIG) {
         return (p, true);
     }
-    let base = env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home_dir().join(".config"));
-    (base.join("devc").join("vault.toml"), false)
+    (config_home().join("devc").join("vault.toml"), false)
 }
 
 /// The real uid, for per-user paths.
@@ -354,6 +491,7 @@ impl Config {
             cache_max_ttl: CACHE_MAX_TTL,
             key_command: None,
             key_command_timeout: COMMAND_TIMEOUT,
+            refresh: RefreshConfig::default(),
         }
     }
 
@@ -398,8 +536,36 @@ impl Config {
         if let Some(s) = file.cache_max_ttl_secs {
             cfg.cache_max_ttl = Duration::from_secs(s.max(1));
         }
+        if let Some(r) = file.refresh {
+            cfg.refresh = refresh_settings(r, path)?;
+        }
         Ok(cfg)
     }
+}
+
+fn refresh_settings(r: RefreshFile, path: &Path) -> Result<RefreshConfig, ConfigError> {
+    let duration = |key: String, v: Option<String>| -> Result<Option<Duration>, ConfigError> {
+        v.map(|v| {
+            parse_duration(&v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    reason: format!("{key} = {v:?} is not a duration like 90s, 15m, 4h"),
+                })
+        })
+        .transpose()
+    };
+    let mut sources = BTreeMap::new();
+    for (name, s) in r.sources.unwrap_or_default() {
+        let every = duration(format!("refresh.sources.{name}.every"), s.every)?;
+        let lifetime = duration(format!("refresh.sources.{name}.lifetime"), s.lifetime)?;
+        sources.insert(name, SourceSchedule { every, lifetime });
+    }
+    Ok(RefreshConfig {
+        every: duration("refresh.every".into(), r.every)?,
+        vaults: r.vaults.unwrap_or_default(),
+        sources,
+    })
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
@@ -480,5 +646,36 @@ mod tests {
         assert!(e.to_string().contains("/x/vault.toml"), "{e}");
         let f = parse_file(p, "order = [\"gpg\"]\n").expect("parses");
         assert!(Config::build(f, p).is_err());
+    }
+
+    #[test]
+    fn refresh_settings_and_well_known_sources() {
+        let p = Path::new("/x/vault.toml");
+        let f = parse_file(
+            p,
+            "[refresh]\nevery = \"2h\"\nvaults = [\"/v/.credentials.enc\"]\n[refresh.sources.ecr-login]\nevery = \"3h\"\n[refresh.sources.mine]\nlifetime = \"10m\"\n",
+        )
+        .expect("valid");
+        let r = Config::build(f, p).expect("builds").refresh;
+        assert_eq!(r.every, Some(Duration::from_secs(7200)));
+        assert_eq!(r.vaults, vec![PathBuf::from("/v/.credentials.enc")]);
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        // Its own interval, the built-in lifetime.
+        assert_eq!(r.schedule("ecr-login", h(1)), (h(3), Some(h(12))));
+        // Built in for a well-known helper; the default for others.
+        assert_eq!(r.schedule("gcloud", h(5)), (h(1) / 2, Some(h(1))));
+        assert_eq!(r.schedule("pass", h(5)), (h(5), None));
+        assert_eq!(
+            r.schedule("mine", h(5)),
+            (h(5), Some(Duration::from_secs(600)))
+        );
+        for bad in [
+            "[refresh]\nevery = \"soon\"\n",
+            "[refresh]\nevery = \"0s\"\n",
+            "[refresh.sources.x]\nevry = \"1h\"\n",
+        ] {
+            let e = parse_file(p, bad).and_then(|f| Config::build(f, p));
+            assert!(e.is_err(), "{bad}");
+        }
     }
 }

@@ -30,6 +30,7 @@ pub mod prompt;
 pub mod protocol;
 pub mod resolve;
 pub mod source;
+pub mod version;
 
 pub use environment::{Config, ConfigError, PromptPolicy, SourceKind};
 pub use resolve::{Attempt, UnlockError, open, unlock, unlock_with_source};

@@ -24,7 +24,7 @@ pub const DOCKER_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Docker {
     path_prefix: Vec<PathBuf>,
-    env: Vec<(OsString, OsString)>,
+    env: Vec<(OsString, Option<OsString>)>,
     dir: Scratch,
 }
 
@@ -85,7 +85,17 @@ impl Docker {
     /// Sets an extra environment variable for every call.
     pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Self {
         self.env
-            .push((key.as_ref().to_owned(), val.as_ref().to_owned()));
+            .push((key.as_ref().to_owned(), Some(val.as_ref().to_owned())));
+        self
+    }
+
+    /// Applies environment changes (`None`: remove the variable) to every
+    /// call, e.g. a [`crate::fixture::Fixture`]'s isolation rule.
+    pub fn envs(
+        &mut self,
+        vars: impl IntoIterator<Item = (OsString, Option<OsString>)>,
+    ) -> &mut Self {
+        self.env.extend(vars);
         self
     }
 
@@ -103,7 +113,10 @@ impl Docker {
             .env_remove("DOCKER_TLS_VERIFY")
             .env("PATH", tools::path_with_prefix(&self.path_prefix));
         for (k, v) in &self.env {
-            cmd.env(k, v);
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
         }
         cmd
     }

@@ -90,15 +90,31 @@ pub fn render(cmd: &Command) -> String {
 /// takes longer than `timeout`. The command is started in its own process
 /// group so that a kill also reaches anything it spawned in the foreground.
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> io::Result<Outcome> {
-    let command = render(cmd);
-    cmd.stdin(if stdin.is_some() {
+    let from = if stdin.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
+    };
+    run_from(cmd, from, stdin, timeout)
+}
+
+/// [`run`] with `stdin` as the command's standard input as it is (a file
+/// already partly read, one end of a socket pair).
+pub fn run_with_stdin(cmd: &mut Command, stdin: Stdio, timeout: Duration) -> io::Result<Outcome> {
+    run_from(cmd, stdin, None, timeout)
+}
+
+fn run_from(
+    cmd: &mut Command,
+    from: Stdio,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> io::Result<Outcome> {
+    let command = render(cmd);
+    cmd.stdin(from)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let start = Instant::now();
     let deadline = start + timeout;
     let mut child = cmd

@@ -45,19 +45,26 @@ impl Registry {
         ])
     }
 
-    /// Starts a registry that accepts exactly `user`/`pass`, on a free port,
+    /// Starts a registry that accepts exactly `user`/`pass` (`pass` may hold
+    /// line breaks, tabs and any Unicode; at most 255 bytes), on a free port,
     /// and waits (at most [`START_TIMEOUT`]) until it answers `GET /v2/`
     /// with 401. Panics with the registry's log on failure.
     pub fn start(user: &str, pass: &str) -> Registry {
         let dir = Scratch::new("registry");
         let htpasswd = dir.join("htpasswd");
-        // Password on stdin (-i), not in argv.
-        let out = process::run_ok(
-            Command::new("htpasswd").args(["-n", "-i", "-B", user]),
-            Some(pass.as_bytes()),
-            Duration::from_secs(20),
-            "htpasswd",
-        );
+        // Password on stdin (-i), not in argv; but `-i` reads one line, so
+        // a password with a line break (a JSON key) goes in argv (`-b`):
+        // it is a test password, and htpasswd takes up to 255 bytes that
+        // way. bcrypt compares the first 72 bytes only.
+        let mut tool = Command::new("htpasswd");
+        let stdin = if pass.contains(['\n', '\r']) {
+            tool.args(["-n", "-b", "-B", user, pass]);
+            None
+        } else {
+            tool.args(["-n", "-i", "-B", user]);
+            Some(pass.as_bytes())
+        };
+        let out = process::run_ok(&mut tool, stdin, Duration::from_secs(20), "htpasswd");
         let line = out.stdout_str();
         let line = line.trim();
         assert!(

@@ -31,7 +31,7 @@ pub enum Auth<'a> {
 #[derive(Debug)]
 pub struct Skopeo {
     path_prefix: Vec<PathBuf>,
-    env: Vec<(OsString, OsString)>,
+    env: Vec<(OsString, Option<OsString>)>,
     dir: Scratch,
 }
 
@@ -76,7 +76,17 @@ impl Skopeo {
     /// Sets an extra environment variable for every call.
     pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Self {
         self.env
-            .push((key.as_ref().to_owned(), val.as_ref().to_owned()));
+            .push((key.as_ref().to_owned(), Some(val.as_ref().to_owned())));
+        self
+    }
+
+    /// Applies environment changes (`None`: remove the variable) to every
+    /// call, e.g. a [`crate::fixture::Fixture`]'s isolation rule.
+    pub fn envs(
+        &mut self,
+        vars: impl IntoIterator<Item = (OsString, Option<OsString>)>,
+    ) -> &mut Self {
+        self.env.extend(vars);
         self
     }
 
@@ -90,7 +100,10 @@ impl Skopeo {
             .env("XDG_CONFIG_HOME", self.dir.join("xdg-config"))
             .env("PATH", tools::path_with_prefix(&self.path_prefix));
         for (k, v) in &self.env {
-            cmd.env(k, v);
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
         }
         cmd
     }

@@ -12,6 +12,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::bins;
+
 /// True when running under CI (`CI` is `true` or `1`), where skipping is not
 /// allowed.
 pub fn in_ci() -> bool {
@@ -94,6 +96,15 @@ pub fn require_root(why: &str) -> bool {
     root
 }
 
+/// The workspace binaries the end-to-end tests run; [`require_bin`] and
+/// [`bin_path`] build them (all at once) before handing out a path.
+pub const WORKSPACE_BINS: &[&str] = &[
+    "devc-vault",
+    "docker-credential-devc-encrypted",
+    "git-credential-devc-encrypted",
+    "devc-test-probe",
+];
+
 /// The cargo output directory of the running test, `target/<profile>` (or
 /// `target/<triple>/<profile>`), derived from the test executable's path
 /// `.../<profile>/deps/<test>-<hash>`. `DEVC_VAULT_BIN_DIR` overrides it.
@@ -112,15 +123,21 @@ pub fn target_profile_dir() -> PathBuf {
     }
 }
 
-/// Where the workspace binary `name` (e.g. `devc-vault`) is expected: in
-/// [`target_profile_dir`]. It may not exist; see [`require_bin`].
+/// Where the workspace binary `name` (e.g. `devc-vault`) is: in
+/// [`target_profile_dir`], built first if this run has not built the
+/// workspace binaries yet (see [`require_bin`]).
+#[track_caller]
 pub fn bin_path(name: &str) -> PathBuf {
+    ensure_built();
     target_profile_dir().join(name)
 }
 
-/// The workspace binary `name`, if it has been built. The tests do not
-/// build it: run `cargo build --workspace` (same profile) first. Missing
-/// binaries are reported like missing tools ([`skip_or_fail`]).
+/// The workspace binary `name`. Plain `cargo test` never builds other
+/// packages' binaries, so the first call in a run builds all of
+/// [`WORKSPACE_BINS`] with the running test's profile and target dir (see
+/// [`bins::ensure_built`]). A binary still missing afterwards (only possible
+/// with `DEVC_VAULT_BIN_DIR`, which turns the build off) is reported like a
+/// missing tool ([`skip_or_fail`]).
 #[track_caller]
 pub fn require_bin(name: &str) -> Option<PathBuf> {
     let p = bin_path(name);
@@ -128,10 +145,19 @@ pub fn require_bin(name: &str) -> Option<PathBuf> {
         Some(p)
     } else {
         skip_or_fail(
-            &format!("{name} not built at {}", p.display()),
-            "run `cargo build --workspace` with the same profile before the end-to-end tests",
+            &format!("{name} not found at {}", p.display()),
+            "DEVC_VAULT_BIN_DIR names a directory without the workspace binaries",
         );
         None
+    }
+}
+
+/// [`bins::ensure_built`], panicking when the build fails: a workspace that
+/// does not build is a failure, not a missing prerequisite.
+#[track_caller]
+fn ensure_built() {
+    if let Err(e) = bins::ensure_built() {
+        panic!("building the workspace binaries for the end-to-end tests failed\n{e}");
     }
 }
 

@@ -2,83 +2,62 @@
 //! every kind of bad input answered with one clear line, a non-zero exit,
 //! no secret, and the vault file left byte-for-byte unchanged.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
+use devc_vault_tests::fixture::{Fixture, KeyFileVar};
 use devc_vault_tests::process::{Outcome, run};
-use devc_vault_tests::scratch::{Scratch, set_mode};
-use devc_vault_tests::tools::bin_path;
+use devc_vault_tests::scratch::set_mode;
 
 const SECRET: &str = "s3cret-registry-token";
 const CHEAP: &str = "--kdf-cost=m=64,t=1,p=1";
 
-struct Env {
-    dir: Scratch,
-    vault: PathBuf,
-    key: PathBuf,
+/// A vault with a key-file slot and one docker entry. The environment
+/// names no key file that exists, so every command that opens the vault
+/// says `--key-file` (or `--passphrase-fd`) itself.
+fn vault() -> Option<Fixture> {
+    let f = Fixture::build("cli")
+        .key_file_var(KeyFileVar::Missing)
+        .create()?;
+    f.ok(
+        &[
+            "add",
+            "docker",
+            "--server",
+            "ghcr.io",
+            "--username",
+            "me",
+            &f.key_arg(),
+        ],
+        Some(SECRET),
+    );
+    Some(f)
 }
 
-impl Env {
-    /// A vault with a key-file slot and one docker entry.
-    fn new() -> Env {
-        let dir = Scratch::new("cli");
-        let env = Env {
-            vault: dir.join("docker/.credentials.enc"),
-            key: dir.join("secrets/key"),
-            dir,
-        };
-        env.ok(&["init", &env.key_arg()], None);
-        env.ok(
-            &[
-                "add",
-                "docker",
-                "--server",
-                "ghcr.io",
-                "--username",
-                "me",
-                &env.key_arg(),
-            ],
-            Some(SECRET),
-        );
-        env
-    }
+/// This file's checks, on top of the fixture's runner.
+trait Cli {
+    fn call(&self, args: &[&str], stdin: Option<&str>) -> Outcome;
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> Outcome;
+    fn refused(&self, args: &[&str], stdin: Option<&str>, expect: &str) -> String;
+    fn vault_bytes(&self) -> Vec<u8>;
+}
 
-    fn key_arg(&self) -> String {
-        format!("--key-file={}", self.key.display())
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin_path("devc-vault"));
-        c.args(args)
-            .env("DEVC_VAULT", &self.vault)
-            .env("HOME", self.dir.path())
-            .env("DEVC_VAULT_KEY_ORDER", "file")
-            .env("DEVC_VAULT_KEY_FILE", self.dir.join("no-such-default-key"))
-            .env_remove("DOCKER_CONFIG")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
-        run(
-            &mut self.cmd(args),
-            stdin.map(str::as_bytes),
-            Duration::from_secs(60),
-        )
-        .expect("spawn devc-vault")
+impl Cli for Fixture {
+    fn call(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
+        self.cli(args, stdin.map(str::as_bytes))
     }
 
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
-        let o = self.run(args, stdin);
+        let o = self.call(args, stdin);
         assert!(o.success(), "{}", o.describe());
         o
     }
 
     /// Runs a command that must fail cleanly, and checks the vault is untouched.
     fn refused(&self, args: &[&str], stdin: Option<&str>, expect: &str) -> String {
-        let before = std::fs::read(&self.vault).ok();
-        let o = self.run(args, stdin);
+        let before = std::fs::read(self.vault()).ok();
+        let o = self.call(args, stdin);
         let err = o.stderr_str();
         assert_eq!(o.code(), Some(1), "{}", o.describe());
         assert!(o.stdout.is_empty(), "partial output: {}", o.describe());
@@ -86,14 +65,14 @@ impl Env {
         assert!(err.starts_with("devc-vault: error: "), "{err}");
         assert!(err.contains(expect), "want {expect:?} in {err}");
         assert!(!err.contains("panicked") && !err.contains(SECRET), "{err}");
-        if let Ok(k) = std::fs::read_to_string(&self.key) {
+        if let Ok(k) = std::fs::read_to_string(self.key()) {
             assert!(
                 !err.contains(k.trim().rsplit(' ').next().unwrap_or("-")),
                 "key leaked: {err}"
             );
         }
         assert!(
-            std::fs::read(&self.vault).ok() == before,
+            std::fs::read(self.vault()).ok() == before,
             "the vault changed: {}",
             o.describe()
         );
@@ -101,7 +80,7 @@ impl Env {
     }
 
     fn vault_bytes(&self) -> Vec<u8> {
-        std::fs::read(&self.vault).expect("vault")
+        std::fs::read(self.vault()).expect("vault")
     }
 }
 
@@ -112,16 +91,16 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn init_creates_private_files_and_refuses_to_overwrite() {
-    let e = Env::new();
-    assert_eq!(mode(&e.key), 0o600);
-    assert_eq!(mode(&e.vault), 0o600);
-    assert_eq!(mode(e.vault.parent().expect("dir")), 0o700);
+    let Some(e) = vault() else { return };
+    assert_eq!(mode(&e.key()), 0o600);
+    assert_eq!(mode(&e.vault()), 0o600);
+    assert_eq!(mode(e.vault().parent().expect("dir")), 0o700);
     e.refused(&["init", &e.key_arg()], None, "already exists");
 }
 
 #[test]
 fn list_never_prints_secrets_and_json_has_the_documented_shape() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     e.ok(
         &[
             "add",
@@ -172,7 +151,7 @@ fn devc_vault_hex(b: &[u8]) -> String {
 
 #[test]
 fn add_replaces_and_remove_deletes_every_spelling() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     // A second add for the same registry replaces the first.
     e.ok(
         &[
@@ -214,11 +193,12 @@ fn add_replaces_and_remove_deletes_every_spelling() {
 
 #[test]
 fn passphrase_vault_via_fd() {
-    let e = Env::new();
-    let p = Env {
-        vault: e.dir.join("p/.credentials.enc"),
-        key: e.key.clone(),
-        dir: Scratch::new("pp"),
+    let Some(p) = Fixture::build("pp")
+        .key_file_var(KeyFileVar::Missing)
+        .no_vault()
+        .create()
+    else {
+        return;
     };
     p.ok(
         &["init", "--passphrase-fd", "0", CHEAP],
@@ -240,15 +220,15 @@ fn passphrase_vault_via_fd() {
 
 #[test]
 fn bad_keys_are_refused_cleanly() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     // Wrong key.
-    let other = e.dir.join("other-key");
+    let other = e.path().join("other-key");
     e.ok(
         &[
             "init",
             &format!("--key-file={}", other.display()),
             "--vault",
-            &e.dir.join("v2").display().to_string(),
+            &e.path().join("v2").display().to_string(),
         ],
         None,
     );
@@ -258,12 +238,14 @@ fn bad_keys_are_refused_cleanly() {
         "no key opens this vault",
     );
     // Key file readable by group/others.
-    set_mode(&e.key, 0o640);
+    set_mode(&e.key(), 0o640);
     let err = e.refused(&["list", &e.key_arg()], None, "chmod 600");
     assert!(err.contains("0640"), "{err}");
-    set_mode(&e.key, 0o600);
+    set_mode(&e.key(), 0o600);
     // Malformed key file.
-    let bad = e.dir.write("bad-key", "devc-vault-key v1 nothex\n", 0o600);
+    let bad = e
+        .dir()
+        .write("bad-key", "devc-vault-key v1 nothex\n", 0o600);
     e.refused(
         &["list", &format!("--key-file={}", bad.display())],
         None,
@@ -273,7 +255,7 @@ fn bad_keys_are_refused_cleanly() {
     e.refused(
         &[
             "list",
-            &format!("--key-file={}", e.dir.join("nope").display()),
+            &format!("--key-file={}", e.path().join("nope").display()),
         ],
         None,
         "nope",
@@ -282,9 +264,9 @@ fn bad_keys_are_refused_cleanly() {
 
 #[test]
 fn missing_vault_says_how_to_create_one() {
-    let e = Env::new();
-    let gone = e.dir.join("elsewhere/.credentials.enc");
-    let o = e.run(
+    let Some(e) = vault() else { return };
+    let gone = e.path().join("elsewhere/.credentials.enc");
+    let o = e.call(
         &["list", &e.key_arg(), "--vault", &gone.display().to_string()],
         None,
     );
@@ -299,10 +281,10 @@ fn missing_vault_says_how_to_create_one() {
 
 /// Damages the vault in a way, checks every command refuses it with `expect`.
 fn assert_damage_refused(damage: impl Fn(&mut Vec<u8>), expect: &str) {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let mut bytes = e.vault_bytes();
     damage(&mut bytes);
-    std::fs::write(&e.vault, &bytes).expect("write damaged vault");
+    std::fs::write(e.vault(), &bytes).expect("write damaged vault");
     e.refused(&["list", &e.key_arg()], None, expect);
     e.refused(
         &[
@@ -336,7 +318,7 @@ fn damaged_vaults_are_refused_and_left_unchanged() {
 
 #[test]
 fn crafted_4gib_argon2_header_is_refused_before_work() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     // A passphrase slot asking for 4 GiB: refused at parse, before any KDF runs.
     let text = String::from_utf8_lossy(&e.vault_bytes()).into_owned();
     let slot = text
@@ -352,7 +334,7 @@ fn crafted_4gib_argon2_header_is_refused_before_work() {
     let mut bytes = e.vault_bytes();
     let at = text.find(&slot).expect("slot offset");
     bytes.splice(at..at + slot.len(), crafted.bytes());
-    std::fs::write(&e.vault, &bytes).expect("write");
+    std::fs::write(e.vault(), &bytes).expect("write");
     e.refused(
         &["list", "--passphrase-fd", "0"],
         Some("anything\n"),
@@ -362,10 +344,10 @@ fn crafted_4gib_argon2_header_is_refused_before_work() {
 
 #[test]
 fn oversized_vault_is_refused() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .open(&e.vault)
+        .open(e.vault())
         .expect("open");
     f.set_len(16 * 1024 * 1024 + 1).expect("grow sparse");
     e.refused(&["list", &e.key_arg()], None, "too large");
@@ -373,13 +355,13 @@ fn oversized_vault_is_refused() {
 
 #[test]
 fn every_single_byte_flip_is_refused_by_the_cli() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let good = e.vault_bytes();
     for i in 0..good.len() {
         let mut b = good.clone();
         b[i] ^= 0x01;
-        std::fs::write(&e.vault, &b).expect("write");
-        let o = e.run(&["list", &e.key_arg()], None);
+        std::fs::write(e.vault(), &b).expect("write");
+        let o = e.call(&["list", &e.key_arg()], None);
         assert_eq!(o.code(), Some(1), "flip at {i} accepted: {}", o.describe());
         assert!(
             o.stdout.is_empty() && o.stderr_str().lines().count() == 1,
@@ -393,11 +375,11 @@ fn every_single_byte_flip_is_refused_by_the_cli() {
 
 #[test]
 fn truncation_at_every_length_is_refused_by_the_cli() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let good = e.vault_bytes();
     for n in 0..good.len() {
-        std::fs::write(&e.vault, &good[..n]).expect("write");
-        let o = e.run(&["list", &e.key_arg()], None);
+        std::fs::write(e.vault(), &good[..n]).expect("write");
+        let o = e.call(&["list", &e.key_arg()], None);
         assert_eq!(
             o.code(),
             Some(1),
@@ -414,9 +396,9 @@ fn truncation_at_every_length_is_refused_by_the_cli() {
 
 #[test]
 fn concurrent_adds_from_two_processes_both_land() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let spawn = |server: String| {
-        let mut c = e.cmd(&[
+        let mut c = e.cli_cmd(&[
             "add",
             "docker",
             "--server",
@@ -458,7 +440,7 @@ fn concurrent_adds_from_two_processes_both_land() {
 
 #[test]
 fn rotate_refuses_locked_slots_then_drops_them_and_old_key_stops_working() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     e.ok(
         &[
             "slot",
@@ -471,13 +453,13 @@ fn rotate_refuses_locked_slots_then_drops_them_and_old_key_stops_working() {
         ],
         Some("pp\n"),
     );
-    let old = std::fs::read(&e.key).expect("key");
+    let old = std::fs::read(e.key()).expect("key");
     let err = e.refused(&["rotate", &e.key_arg()], None, "--drop-locked-slots");
     assert!(err.contains("passphrase"), "{err}");
     e.ok(&["rotate", &e.key_arg(), "--drop-locked-slots"], None);
-    assert_ne!(std::fs::read(&e.key).expect("key"), old);
-    assert_eq!(mode(&e.key), 0o600);
-    let copy = e.dir.write("old-key", &old, 0o600);
+    assert_ne!(std::fs::read(e.key()).expect("key"), old);
+    assert_eq!(mode(&e.key()), 0o600);
+    let copy = e.dir().write("old-key", &old, 0o600);
     e.refused(
         &["list", &format!("--key-file={}", copy.display())],
         None,
@@ -494,7 +476,7 @@ fn rotate_refuses_locked_slots_then_drops_them_and_old_key_stops_working() {
 
 #[test]
 fn last_slot_cannot_be_removed() {
-    let e = Env::new();
+    let Some(e) = vault() else { return };
     let slots = e.ok(&["slot", "list"], None).stdout_str();
     let id = slots.split_whitespace().next().expect("id").to_string();
     e.refused(&["slot", "remove", &id, &e.key_arg()], None, "last keyslot");
@@ -502,8 +484,8 @@ fn last_slot_cannot_be_removed() {
 
 #[test]
 fn secrets_are_never_accepted_in_argv() {
-    let e = Env::new();
-    let o = e.run(
+    let Some(e) = vault() else { return };
+    let o = e.call(
         &[
             "add",
             "docker",
@@ -536,9 +518,11 @@ fn secrets_are_never_accepted_in_argv() {
 
 #[test]
 fn demo_runs_with_no_setup() {
+    let Some(f) = Fixture::build("demo").no_vault().create() else {
+        return;
+    };
     let o = run(
-        Command::new(bin_path("devc-vault"))
-            .arg("demo")
+        f.cli_cmd(&["demo"])
             .env_remove("DEVC_VAULT")
             .env_remove("DEVC_VAULT_KEY_FILE"),
         None,
@@ -561,8 +545,8 @@ fn init_prompts_twice_on_the_terminal() {
     else {
         return;
     };
-    let e = Env::new();
-    let vault = e.dir.join("tty/.credentials.enc");
+    let Some(e) = vault() else { return };
+    let vault = e.path().join("tty/.credentials.enc");
     let script = format!(
         r#"set timeout 60
 spawn {bin} init --vault {vault} {CHEAP}
@@ -574,10 +558,10 @@ expect eof
 catch wait result
 exit [lindex $result 3]
 "#,
-        bin = bin_path("devc-vault").display(),
+        bin = e.cli_path().display(),
         vault = vault.display(),
     );
-    let mut c = Command::new(expect);
+    let mut c = e.command(expect);
     c.arg("-c")
         .arg(script)
         .env_remove("DEVC_VAULT_KEY_FILE")
@@ -594,7 +578,7 @@ exit [lindex $result 3]
         "echoed: {}",
         o.describe()
     );
-    let l = e.run(
+    let l = e.call(
         &[
             "list",
             "--vault",

@@ -2,19 +2,16 @@
 //! the docker CLI (login, manifest inspect, logout; no daemon) and skopeo
 //! (inspect, copy) and podman (login, pull, logout) through `credHelpers`.
 
-mod docker_support;
-
 use std::fs;
 use std::time::Duration;
 
 use devc_vault_tests::docker::Docker;
+use devc_vault_tests::fixture::{Fixture, assert_no_secret};
 use devc_vault_tests::image::OciImage;
 use devc_vault_tests::podman::Podman;
 use devc_vault_tests::process;
 use devc_vault_tests::registry::Registry;
 use devc_vault_tests::skopeo::{Auth, Skopeo};
-use devc_vault_tests::tools;
-use docker_support::{VaultEnv, assert_no_secret};
 
 const USER: &str = "devc-tester";
 // JSON- and HTML-special characters, so every escaped form is checked too.
@@ -41,7 +38,9 @@ fn docker_and_skopeo_through_the_vault() {
     {
         return;
     }
-    let Some(v) = VaultEnv::new() else { return };
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
     let reg = Registry::start(USER, PASS);
     let img = OciImage::busybox();
     let reference = img.push(&reg, "devc/busybox");
@@ -50,13 +49,12 @@ fn docker_and_skopeo_through_the_vault() {
     // The docker CLI's config dir holds the vault; install points it at our helper.
     let mut docker = Docker::new();
     docker.prepend_path(v.bin_dir());
-    for (k, val) in v.vars() {
-        docker.env(k, val);
-    }
+    docker.envs(v.vars());
     // The docker CLI's own DOCKER_CONFIG is where install writes.
-    v.cli(
-        &["install", "--docker-config"],
-        &[docker.config_dir().as_os_str()],
+    v.run(
+        v.cli_cmd(&["install", "--docker-config"])
+            .arg(docker.config_dir()),
+        None,
     )
     .assert_success("devc-vault install");
     let config = docker.read_config();
@@ -75,12 +73,12 @@ fn docker_and_skopeo_through_the_vault() {
     );
 
     // 2. A wrong password at login stores nothing.
-    let vault_before = fs::read(v.vault_path()).expect("vault");
+    let vault_before = fs::read(v.vault()).expect("vault");
     let out = docker.login(&host, USER, "wrong-password");
     assert!(!out.success(), "{}", out.describe());
     assert!(v.list_docker().is_empty(), "{:?}", v.list_docker());
     assert_eq!(
-        fs::read(v.vault_path()).expect("vault"),
+        fs::read(v.vault()).expect("vault"),
         vault_before,
         "vault rewritten by a failed login"
     );
@@ -89,7 +87,7 @@ fn docker_and_skopeo_through_the_vault() {
     let out = docker.login(&host, USER, PASS);
     out.assert_success("docker login");
     assert_eq!(v.list_docker(), [(host.clone(), USER.to_owned())]);
-    let sealed = fs::read(v.vault_path()).expect("vault");
+    let sealed = fs::read(v.vault()).expect("vault");
     assert_no_secret(&sealed, PASS, "the vault file");
     assert_no_secret(&sealed, &format!("{USER}:{PASS}"), "the vault file");
     let config_bytes = fs::read(docker.config_path()).expect("config.json");
@@ -118,9 +116,7 @@ fn docker_and_skopeo_through_the_vault() {
     // 5. skopeo, which ignores credsStore, reads through credHelpers.
     let mut skopeo = Skopeo::new();
     skopeo.prepend_path(v.bin_dir());
-    for (k, val) in v.vars() {
-        skopeo.env(k, val);
-    }
+    skopeo.envs(v.vars());
     fs::write(
         skopeo.docker_config_dir().join("config.json"),
         serde_json::json!({"credsStore": "devc-encrypted"}).to_string(),
@@ -132,9 +128,10 @@ fn docker_and_skopeo_through_the_vault() {
         "credsStore alone must not be enough for skopeo\n{}",
         out.describe()
     );
-    let out = v.cli(
-        &["install", "--docker-config"],
-        &[skopeo.docker_config_dir().as_os_str()],
+    let out = v.run(
+        v.cli_cmd(&["install", "--docker-config"])
+            .arg(skopeo.docker_config_dir()),
+        None,
     );
     out.assert_success("install for skopeo");
     let skopeo_config: serde_json::Value = serde_json::from_slice(
@@ -177,14 +174,16 @@ fn podman_login_pull_logout_through_cred_helpers() {
     if !(Registry::available() && OciImage::available() && Podman::available()) {
         return;
     }
-    let Some(v) = VaultEnv::new() else { return };
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
     let reg = Registry::start(USER, PASS);
     let img = OciImage::busybox();
     let reference = img.push(&reg, "devc/busybox");
     let host = reg.host().to_owned();
     let pm = Podman::new(&img);
 
-    let authfile = v.dir().join("podman-auth.json");
+    let authfile = v.path().join("podman-auth.json");
     fs::write(
         &authfile,
         serde_json::json!({"credHelpers": {&host: "devc-encrypted"}}).to_string(),
@@ -193,11 +192,8 @@ fn podman_login_pull_logout_through_cred_helpers() {
     let podman = |args: &[&str], stdin: Option<&[u8]>| {
         let mut cmd = pm.command();
         cmd.args(args).arg("--authfile").arg(&authfile);
-        cmd.env("PATH", tools::path_with_prefix(&[v.bin_dir()]));
-        for (k, val) in v.vars() {
-            cmd.env(k, val);
-        }
-        cmd.env("DOCKER_CONFIG", v.docker_config());
+        // The built binaries are on the fixture's PATH.
+        v.apply(&mut cmd);
         process::run(&mut cmd, stdin, Duration::from_secs(120)).expect("podman")
     };
 
@@ -226,11 +222,7 @@ fn podman_login_pull_logout_through_cred_helpers() {
         PASS,
         "podman's authfile",
     );
-    assert_no_secret(
-        &fs::read(v.vault_path()).expect("vault"),
-        PASS,
-        "the vault file",
-    );
+    assert_no_secret(&fs::read(v.vault()).expect("vault"), PASS, "the vault file");
 
     podman(&["pull", "--quiet", "--tls-verify=false", &reference], None)
         .assert_success("podman pull through get");

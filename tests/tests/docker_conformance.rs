@@ -2,26 +2,27 @@
 //! on docker-credential-helpers' own tests: a conformance table, address
 //! forms, the no-key and read-only states, chaining, and `devc-vault install`.
 
-mod docker_support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use devc_vault_tests::docker::FakeHelper;
+use devc_vault_tests::fixture::{Fixture, NOT_FOUND};
+use devc_vault_tests::pass_store::PassStore;
 use devc_vault_tests::process;
 use devc_vault_tests::scratch::Scratch;
 use devc_vault_tests::tools;
-use docker_support::{NOT_FOUND, VaultEnv};
 use serde_json::json;
 
 #[test]
 fn conformance_table() {
-    let Some(v) = VaultEnv::new() else { return };
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
 
     // list on an empty vault, without stdin.
-    let out = v.helper_run(&["list"], None);
+    let out = v.docker_helper_run(&["list"], None);
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
         (Some(0), "{}\n"),
@@ -30,8 +31,8 @@ fn conformance_table() {
     );
 
     // store / get round trip; the reply names the address asked for.
-    v.store("https://index.docker.io/v1/", "foo", "bar");
-    let out = v.helper("get", "https://index.docker.io/v1/");
+    v.docker_store("https://index.docker.io/v1/", "foo", "bar");
+    let out = v.docker_helper("get", "https://index.docker.io/v1/");
     assert_eq!(
         out.stdout_str(),
         "{\"ServerURL\":\"https://index.docker.io/v1/\",\"Username\":\"foo\",\"Secret\":\"bar\"}\n"
@@ -62,7 +63,7 @@ fn conformance_table() {
         ("bogus", "", "Unknown credential action `bogus`\n"),
     ];
     for (verb, input, want) in cases {
-        let out = v.helper(verb, input);
+        let out = v.docker_helper(verb, input);
         assert_eq!(
             (out.code(), out.stdout_str().as_str()),
             (Some(1), *want),
@@ -70,13 +71,13 @@ fn conformance_table() {
             out.describe()
         );
     }
-    let out = v.helper_run(&[], None);
+    let out = v.docker_helper_run(&[], None);
     assert_eq!(
         out.stdout_str(),
         "Usage: docker-credential-devc-encrypted <store|get|erase|list|version>\n"
     );
     assert_eq!(out.code(), Some(1));
-    let out = v.helper_run(&["version"], None);
+    let out = v.docker_helper_run(&["version"], None);
     assert!(
         out.success()
             && out
@@ -85,25 +86,28 @@ fn conformance_table() {
     );
 
     // Get with the server URL on stdin without a trailing newline, and with one.
-    assert_eq!(v.get("https://index.docker.io/v1/\n")["Secret"], "bar");
+    assert_eq!(
+        v.docker_get("https://index.docker.io/v1/\n")["Secret"],
+        "bar"
+    );
 
     // Two entries that differ only by port are two registries.
-    v.store("host.example:5000", "u5000", "p5000");
-    v.store("host.example:5001", "u5001", "p5001");
-    assert_eq!(v.get("host.example:5000")["Secret"], "p5000");
-    assert_eq!(v.get("host.example:5001")["Secret"], "p5001");
-    v.assert_not_found("host.example");
-    v.assert_not_found("host.example:5002");
+    v.docker_store("host.example:5000", "u5000", "p5000");
+    v.docker_store("host.example:5001", "u5001", "p5001");
+    assert_eq!(v.docker_get("host.example:5000")["Secret"], "p5000");
+    assert_eq!(v.docker_get("host.example:5001")["Secret"], "p5001");
+    v.assert_docker_not_found("host.example");
+    v.assert_docker_not_found("host.example:5002");
 
     // Identity tokens ride under the `<token>` user name.
-    v.store("token.example", "<token>", "id-token");
-    let out = v.helper("get", "token.example");
+    v.docker_store("token.example", "<token>", "id-token");
+    let out = v.docker_helper("get", "token.example");
     assert_eq!(
         out.stdout_str(),
         "{\"ServerURL\":\"token.example\",\"Username\":\"\\u003ctoken\\u003e\",\"Secret\":\"id-token\"}\n"
     );
 
-    let out = v.helper_run(&["list"], None);
+    let out = v.docker_helper_run(&["list"], None);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list JSON");
     assert_eq!(
         listed,
@@ -118,26 +122,28 @@ fn conformance_table() {
         "host.example:5001",
         "token.example",
     ] {
-        let out = v.helper("erase", url);
+        let out = v.docker_helper("erase", url);
         assert!(
             out.success() && out.stdout.is_empty(),
             "erase {url}\n{}",
             out.describe()
         );
-        v.assert_not_found(url);
-        let out = v.helper("erase", url);
+        v.assert_docker_not_found(url);
+        let out = v.docker_helper("erase", url);
         assert_eq!(
             (out.code(), out.stdout_str().as_str()),
             (Some(1), NOT_FOUND)
         );
     }
-    assert_eq!(v.helper_run(&["list"], None).stdout_str(), "{}\n");
+    assert_eq!(v.docker_helper_run(&["list"], None).stdout_str(), "{}\n");
 }
 
 #[test]
 fn address_forms_and_docker_hub() {
-    let Some(v) = VaultEnv::new() else { return };
-    v.store("https://foobar.example:2376/v1/", "u", "forms");
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
+    v.docker_store("https://foobar.example:2376/v1/", "u", "forms");
     for q in [
         "https://foobar.example:2376/v1/",
         "foobar.example:2376",
@@ -146,7 +152,7 @@ fn address_forms_and_docker_hub() {
         "https://foobar.example:2376",
         "https://foobar.example:2376/v2/",
     ] {
-        let got = v.get(q);
+        let got = v.docker_get(q);
         assert_eq!(
             (got["ServerURL"].as_str(), got["Secret"].as_str()),
             (Some(q), Some("forms")),
@@ -154,18 +160,18 @@ fn address_forms_and_docker_hub() {
         );
     }
     // Strict on port and on http vs https.
-    v.assert_not_found("foobar.example");
-    v.assert_not_found("foobar.example:2377");
-    v.assert_not_found("http://foobar.example:2376");
+    v.assert_docker_not_found("foobar.example");
+    v.assert_docker_not_found("foobar.example:2377");
+    v.assert_docker_not_found("http://foobar.example:2376");
 
-    v.store("https://[::1]:8080/path", "u6", "v6");
-    assert_eq!(v.get("[::1]:8080")["Secret"], "v6");
-    assert_eq!(v.get("https://[::1]:8080")["Secret"], "v6");
-    v.assert_not_found("[::1]:8081");
+    v.docker_store("https://[::1]:8080/path", "u6", "v6");
+    assert_eq!(v.docker_get("[::1]:8080")["Secret"], "v6");
+    assert_eq!(v.docker_get("https://[::1]:8080")["Secret"], "v6");
+    v.assert_docker_not_found("[::1]:8081");
 
     // docker-py#2402: stored as https://host, asked for as host.
-    v.store("https://plain.example", "u", "plain");
-    assert_eq!(v.get("plain.example")["Secret"], "plain");
+    v.docker_store("https://plain.example", "u", "plain");
+    assert_eq!(v.docker_get("plain.example")["Secret"], "plain");
 
     // Docker Hub's four spellings are one registry: stored under any, found under all,
     // replaced by a store under another, erased by a logout under another.
@@ -177,10 +183,10 @@ fn address_forms_and_docker_hub() {
     ];
     for (i, stored) in hub.iter().enumerate() {
         let secret = format!("hub{i}");
-        v.store(stored, "hubuser", &secret);
+        v.docker_store(stored, "hubuser", &secret);
         for q in hub {
             assert_eq!(
-                v.get(q)["Secret"],
+                v.docker_get(q)["Secret"],
                 secret.as_str(),
                 "stored {stored}, asked {q}"
             );
@@ -192,23 +198,23 @@ fn address_forms_and_docker_hub() {
         .filter(|(u, _)| u.contains("docker.io"))
         .count();
     assert_eq!(hub_entries, 1, "{:?}", v.list_docker());
-    assert!(v.helper("erase", "docker.io").success());
+    assert!(v.docker_helper("erase", "docker.io").success());
     for q in hub {
-        v.assert_not_found(q);
+        v.assert_docker_not_found(q);
     }
 }
 
 #[test]
 fn no_key_answers_not_found_with_one_stderr_line() {
-    let Some(mut v) = VaultEnv::new() else { return };
-    v.store("private.example", "u", "p");
-    let missing = v.dir().join("no-such-key");
-    v.env
-        .push(("DEVC_VAULT_KEY_FILE".into(), missing.clone().into()));
-    v.env
-        .push(("DEVC_VAULT_KEY_ORDER".into(), "file,agent".into()));
+    let Some(mut v) = Fixture::new("docker-vault") else {
+        return;
+    };
+    v.docker_store("private.example", "u", "p");
+    let missing = v.path().join("no-such-key");
+    v.set_env("DEVC_VAULT_KEY_FILE", &missing)
+        .set_env("DEVC_VAULT_KEY_ORDER", "file,agent");
 
-    let out = v.helper("get", "private.example");
+    let out = v.docker_helper("get", "private.example");
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
         (Some(1), NOT_FOUND),
@@ -225,7 +231,7 @@ fn no_key_answers_not_found_with_one_stderr_line() {
     assert!(err.contains("agent"), "{err}");
 
     // list: an empty answer so `docker build` keeps working.
-    let out = v.helper_run(&["list"], None);
+    let out = v.docker_helper_run(&["list"], None);
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
         (Some(0), "{}\n"),
@@ -235,8 +241,8 @@ fn no_key_answers_not_found_with_one_stderr_line() {
     assert_eq!(out.stderr_str().lines().count(), 1);
 
     // store and erase fail clearly, and change nothing.
-    let before = fs::read(v.vault_path()).expect("vault");
-    let out = v.helper(
+    let before = fs::read(v.vault()).expect("vault");
+    let out = v.docker_helper(
         "store",
         r#"{"ServerURL":"new.example","Username":"u","Secret":"p"}"#,
     );
@@ -247,7 +253,7 @@ fn no_key_answers_not_found_with_one_stderr_line() {
         "{}",
         out.describe()
     );
-    let out = v.helper("erase", "private.example");
+    let out = v.docker_helper("erase", "private.example");
     assert_eq!(out.code(), Some(1));
     assert!(
         out.stdout_str()
@@ -255,12 +261,14 @@ fn no_key_answers_not_found_with_one_stderr_line() {
         "{}",
         out.describe()
     );
-    assert_eq!(fs::read(v.vault_path()).expect("vault"), before);
+    assert_eq!(fs::read(v.vault()).expect("vault"), before);
 }
 
 #[test]
 fn read_only_vault_store_is_a_clear_error() {
-    let Some(v) = VaultEnv::new() else { return };
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
     if tools::require_tool(
         "unshare",
         "a read-only bind mount of the vault directory (util-linux)",
@@ -269,7 +277,7 @@ fn read_only_vault_store_is_a_clear_error() {
     {
         return;
     }
-    v.store("rw.example", "u", "p");
+    v.docker_store("rw.example", "u", "p");
     let dir = v.docker_config();
     // Root ignores file modes, so make the directory read-only with a bind mount
     // in a private mount namespace (user namespace: works unprivileged too).
@@ -279,12 +287,10 @@ fn read_only_vault_store_is_a_clear_error() {
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-c", script, "sh"])
         .arg(&dir)
-        .arg(&v.helper)
+        .arg(v.docker_helper_path())
         .arg("store");
-    for (k, val) in v.vars() {
-        cmd.env(k, val);
-    }
-    cmd.env("DOCKER_CONFIG", &dir);
+    // DOCKER_CONFIG is `dir`, the directory made read-only.
+    v.apply(&mut cmd);
     let out =
         process::run(&mut cmd, Some(json.as_bytes()), Duration::from_secs(30)).expect("unshare");
     if out.code() == Some(99) || out.stderr_str().contains("unshare:") {
@@ -302,8 +308,8 @@ fn read_only_vault_store_is_a_clear_error() {
         "{msg}"
     );
     // Nothing was stored, and reads still work.
-    v.assert_not_found("ro.example");
-    assert_eq!(v.get("rw.example")["Secret"], "p");
+    v.assert_docker_not_found("ro.example");
+    assert_eq!(v.docker_get("rw.example")["Secret"], "p");
 }
 
 /// A `docker-credential-<name>` script on a private PATH directory.
@@ -317,25 +323,27 @@ fn script_helper(dir: &Scratch, name: &str, body: &str) {
 
 #[test]
 fn chains_to_the_previous_creds_store() {
-    let Some(mut v) = VaultEnv::new() else { return };
+    let Some(mut v) = Fixture::new("docker-vault") else {
+        return;
+    };
     let prev = FakeHelper::new("prev", "prevuser", "prevsecret");
-    v.path_prefix.push(prev.bin_dir());
+    v.prepend_path(prev.bin_dir());
     fs::write(
         v.docker_config().join("config.json"),
         r#"{"credsStore":"prev"}"#,
     )
     .expect("config");
-    v.cli(&["install"], &[])
+    v.cli(&["install"], None)
         .assert_success("devc-vault install");
-    v.store("mine.example", "me", "mine");
+    v.docker_store("mine.example", "me", "mine");
 
     // In the vault: the previous helper is not asked.
     prev.clear();
-    assert_eq!(v.get("mine.example")["Secret"], "mine");
+    assert_eq!(v.docker_get("mine.example")["Secret"], "mine");
     assert!(prev.calls().is_empty(), "{:?}", prev.calls());
 
     // Not in the vault: the previous helper answers.
-    let got = v.get("theirs.example");
+    let got = v.docker_get("theirs.example");
     assert_eq!(
         got,
         json!({"ServerURL": "theirs.example", "Username": "prevuser", "Secret": "prevsecret"})
@@ -349,13 +357,15 @@ fn chains_to_the_previous_creds_store() {
 
     // store goes to the vault only.
     prev.clear();
-    v.store("new.example", "u", "p");
+    v.docker_store("new.example", "u", "p");
     assert!(prev.calls().is_empty(), "{:?}", prev.calls());
 }
 
 #[test]
 fn chaining_has_a_deadline_and_passes_not_found_on() {
-    let Some(mut v) = VaultEnv::new() else { return };
+    let Some(mut v) = Fixture::new("docker-vault") else {
+        return;
+    };
     let bins = Scratch::new("chain-bins");
     script_helper(&bins, "slow", "exec sleep 60");
     script_helper(
@@ -363,15 +373,15 @@ fn chaining_has_a_deadline_and_passes_not_found_on() {
         "empty",
         "echo 'credentials not found in native keychain'; exit 1",
     );
-    v.path_prefix.push(bins.join("bin"));
+    v.prepend_path(bins.join("bin"));
 
     fs::write(
         v.docker_config().join("config.json"),
         r#"{"credsStore":"empty"}"#,
     )
     .expect("config");
-    v.cli(&["install"], &[]).assert_success("install (empty)");
-    let out = v.helper("get", "x.example");
+    v.cli(&["install"], None).assert_success("install (empty)");
+    let out = v.docker_helper("get", "x.example");
     assert_eq!(
         (
             out.code(),
@@ -387,8 +397,8 @@ fn chaining_has_a_deadline_and_passes_not_found_on() {
         r#"{"credsStore":"absent-here"}"#,
     )
     .expect("config");
-    v.cli(&["install"], &[]).assert_success("install (absent)");
-    let out = v.helper("get", "x.example");
+    v.cli(&["install"], None).assert_success("install (absent)");
+    let out = v.docker_helper("get", "x.example");
     assert_eq!(
         (
             out.code(),
@@ -403,9 +413,9 @@ fn chaining_has_a_deadline_and_passes_not_found_on() {
         r#"{"credsStore":"slow"}"#,
     )
     .expect("config");
-    v.cli(&["install"], &[]).assert_success("install (slow)");
+    v.cli(&["install"], None).assert_success("install (slow)");
     let start = Instant::now();
-    let out = v.helper("get", "x.example");
+    let out = v.docker_helper("get", "x.example");
     let took = start.elapsed();
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
@@ -428,30 +438,32 @@ fn chaining_has_a_deadline_and_passes_not_found_on() {
 
 #[test]
 fn chaining_never_calls_itself() {
-    let Some(mut v) = VaultEnv::new() else { return };
+    let Some(mut v) = Fixture::new("docker-vault") else {
+        return;
+    };
     // Our own name as the previous store is not recorded.
     fs::write(
         v.docker_config().join("config.json"),
         r#"{"credsStore":"devc-encrypted"}"#,
     )
     .expect("config");
-    let out = v.cli(&["install"], &[]);
+    let out = v.cli(&["install"], None);
     out.assert_success("install");
     assert!(!out.stdout_str().contains("asked of"), "{}", out.describe());
-    v.assert_not_found("x.example");
+    v.assert_docker_not_found("x.example");
 
     // Ourselves under another name is recognised and not run.
     let bins = Scratch::new("chain-self");
     let link = bins.join("docker-credential-alias");
-    symlink(&v.helper, &link).expect("symlink");
-    v.path_prefix.push(bins.path().to_path_buf());
+    symlink(v.docker_helper_path(), &link).expect("symlink");
+    v.prepend_path(bins.path().to_path_buf());
     fs::write(
         v.docker_config().join("config.json"),
         r#"{"credsStore":"alias"}"#,
     )
     .expect("config");
-    v.cli(&["install"], &[]).assert_success("install (alias)");
-    let out = v.helper("get", "x.example");
+    v.cli(&["install"], None).assert_success("install (alias)");
+    let out = v.docker_helper("get", "x.example");
     assert_eq!(
         (out.code(), out.stdout_str().as_str()),
         (Some(1), NOT_FOUND),
@@ -467,14 +479,16 @@ fn chaining_never_calls_itself() {
 
 #[test]
 fn install_is_idempotent_keeps_keys_and_backs_up() {
-    let Some(v) = VaultEnv::new() else { return };
-    v.store("127.0.0.1:5000", "u", "p");
-    v.store("https://index.docker.io/v1/", "hub", "h");
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
+    v.docker_store("127.0.0.1:5000", "u", "p");
+    v.docker_store("https://index.docker.io/v1/", "hub", "h");
     let cfg = v.docker_config().join("config.json");
     let original = r#"{"auths":{"old.example":{}},"credHelpers":{"gcr.io":"gcloud"},"credsStore":"desktop","psFormat":"table {{.ID}}"}"#;
     fs::write(&cfg, original).expect("config");
 
-    let out = v.cli(&["install"], &[]);
+    let out = v.cli(&["install"], None);
     out.assert_success("install");
     let written: serde_json::Value =
         serde_json::from_slice(&fs::read(&cfg).expect("read")).expect("json");
@@ -505,11 +519,11 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
 
     // Again: nothing changes, byte for byte, and the backup still holds the original.
     let bytes = fs::read(&cfg).expect("read");
-    let vault = fs::read(v.vault_path()).expect("vault");
-    v.cli(&["install"], &[]).assert_success("install again");
+    let vault = fs::read(v.vault()).expect("vault");
+    v.cli(&["install"], None).assert_success("install again");
     assert_eq!(fs::read(&cfg).expect("read"), bytes);
     assert_eq!(
-        fs::read(v.vault_path()).expect("vault"),
+        fs::read(v.vault()).expect("vault"),
         vault,
         "vault not rewritten"
     );
@@ -525,7 +539,10 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
 
     // --docker-config elsewhere, with no config.json yet; the vault is named explicitly.
     let other = Scratch::new("docker-config-other");
-    let out = v.cli(&["install", "--docker-config"], &[other.path().as_os_str()]);
+    let out = v.run(
+        v.cli_cmd(&["install", "--docker-config"]).arg(other.path()),
+        None,
+    );
     out.assert_success("install --docker-config");
     let written: serde_json::Value =
         serde_json::from_slice(&fs::read(other.join("config.json")).expect("read")).expect("json");
@@ -535,7 +552,7 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
 
     // A malformed config.json is left alone.
     fs::write(&cfg, "{not json").expect("write");
-    let out = v.cli(&["install"], &[]);
+    let out = v.cli(&["install"], None);
     assert!(!out.success(), "{}", out.describe());
     assert!(
         out.stderr_str().contains("not valid JSON"),
@@ -545,102 +562,20 @@ fn install_is_idempotent_keeps_keys_and_backs_up() {
     assert_eq!(fs::read_to_string(&cfg).expect("read"), "{not json");
 }
 
-/// A throwaway `GNUPGHOME` and password store; the gpg agent is stopped on drop.
-struct PassStore {
-    dir: Scratch,
-}
-
-impl PassStore {
-    fn new() -> PassStore {
-        let dir = Scratch::new("pass-store");
-        dir.mkdir("gnupg", 0o700);
-        let p = PassStore { dir };
-        let out = process::run(
-            p.command("gpg").args([
-                "--batch",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-                "--quick-gen-key",
-                "devc-vault test <test@devc-vault.invalid>",
-                "default",
-                "default",
-                "never",
-            ]),
-            None,
-            Duration::from_secs(60),
-        )
-        .expect("gpg");
-        out.assert_success("gpg --quick-gen-key");
-        let out = process::run_ok(
-            p.command("gpg").args(["--list-keys", "--with-colons"]),
-            None,
-            Duration::from_secs(30),
-            "gpg --list-keys",
-        );
-        let listing = out.stdout_str();
-        let fpr = listing
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("fpr:")
-                    .map(|r| r.trim_matches(':').to_owned())
-            })
-            .expect("a fingerprint");
-        process::run_ok(
-            p.command("pass").args(["init", &fpr]),
-            None,
-            Duration::from_secs(30),
-            "pass init",
-        );
-        p
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env("GNUPGHOME", self.dir.join("gnupg"))
-            .env("PASSWORD_STORE_DIR", self.dir.join("store"))
-            .env("HOME", self.dir.path());
-        cmd
-    }
-
-    fn helper(&self, args: &[&str], stdin: Option<&[u8]>) -> process::Outcome {
-        let mut cmd = self.command("docker-credential-pass");
-        cmd.args(args);
-        process::run(&mut cmd, stdin, Duration::from_secs(60)).expect("docker-credential-pass")
-    }
-}
-
-impl Drop for PassStore {
-    fn drop(&mut self) {
-        let _ = process::run(
-            self.command("gpgconf").args(["--kill", "all"]),
-            None,
-            Duration::from_secs(10),
-        );
-    }
-}
-
 /// Differential test: for the same requests our stdout and exit code are
 /// byte-identical to the reference implementation's (Debian's
 /// golang-docker-credential-helpers, `docker-credential-pass`).
 #[test]
 fn byte_identical_to_the_reference_helper() {
-    if !tools::require_tools(&[
-        (
-            "docker-credential-pass",
-            "the reference helper (apt: golang-docker-credential-helpers)",
-        ),
-        ("pass", "the reference helper's store (apt: pass)"),
-        ("gpg", "encrypts the reference helper's store (apt: gnupg)"),
-        ("gpgconf", "stops the gpg agent after the test (apt: gnupg)"),
-    ]) {
+    if !PassStore::available() {
         return;
     }
-    let Some(v) = VaultEnv::new() else { return };
+    let Some(v) = Fixture::new("docker-vault") else {
+        return;
+    };
     let reference = PassStore::new();
     let same = |args: &[&str], stdin: Option<&str>| {
-        let ours = v.helper_run(args, stdin.map(str::as_bytes));
+        let ours = v.docker_helper_run(args, stdin.map(str::as_bytes));
         let theirs = reference.helper(args, stdin.map(str::as_bytes));
         let normalize =
             |s: String| s.replace("docker-credential-pass", "docker-credential-devc-encrypted");

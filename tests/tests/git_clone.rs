@@ -9,29 +9,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use devc_vault_tests::fixture::{Fixture, GIT_HELPER as HELPER};
 use devc_vault_tests::git_http::{self, BRANCH, GitHttpServer};
 use devc_vault_tests::process::{self, Outcome};
-use devc_vault_tests::scratch::Scratch;
-use devc_vault_tests::tools;
 
 const USER: &str = "alice";
 const PASS: &str = "correct-horse-battery";
 const TIMEOUT: Duration = Duration::from_secs(60);
-const HELPER: &str = "git-credential-devc-encrypted";
 
 /// A user's home with git configured to use only our helper, a key file
 /// and a vault.
 struct Home {
-    dir: Scratch,
-    bin_dir: PathBuf,
+    f: Fixture,
     git: PathBuf,
 }
 
 impl Home {
-    fn new(bin_dir: PathBuf) -> Home {
+    fn new() -> Option<Home> {
+        let mut f = Fixture::build("git-clone").no_vault().create()?;
+        // Nothing may wait for a user: no terminal prompt, no askpass program.
+        f.set_env("GIT_TERMINAL_PROMPT", "0")
+            .unset_env("SSH_ASKPASS");
         let home = Home {
-            dir: Scratch::new("git-clone"),
-            bin_dir,
+            f,
             git: git_http::git_binary(),
         };
         home.cli(&["init"], None).assert_success("devc-vault init");
@@ -52,37 +52,18 @@ impl Home {
             ],
             None,
         );
-        home
+        Some(home)
     }
 
     fn vault(&self) -> PathBuf {
-        self.dir.join("home/.docker/.credentials.enc")
+        self.f.vault()
     }
 
-    /// The environment every command gets: nothing from the caller's git
-    /// or devc-vault settings, our binaries first on PATH, no prompts.
+    /// The fixture's environment (our binaries first on PATH), in the
+    /// scratch directory.
     fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("GIT_") || k.starts_with("DEVC_VAULT") {
-                c.env_remove(&*k);
-            }
-        }
-        c.env_remove("DOCKER_CONFIG")
-            .env_remove("SSH_ASKPASS")
-            .env("HOME", self.dir.join("home"))
-            .env("XDG_CONFIG_HOME", self.dir.join("home/.config"))
-            .env(
-                "PATH",
-                tools::path_with_prefix(std::slice::from_ref(&self.bin_dir)),
-            )
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("DEVC_VAULT", self.vault())
-            .env("DEVC_VAULT_KEY_FILE", self.dir.join("key"))
-            .env("DEVC_VAULT_KEY_ORDER", "file")
-            .current_dir(self.dir.path());
+        let mut c = self.f.command(program);
+        c.current_dir(self.f.path());
         c
     }
 
@@ -117,14 +98,14 @@ impl Home {
     }
 
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
-        let mut c = self.command(&self.bin_dir.join("devc-vault"));
+        let mut c = self.command(self.f.cli_path());
         c.args(args);
         process::run(&mut c, stdin.map(str::as_bytes), TIMEOUT).expect("running devc-vault")
     }
 
     /// What the helper answers for `host` (empty when it has nothing).
     fn helper_get(&self, host: &str) -> String {
-        let mut c = self.command(&self.bin_dir.join(HELPER));
+        let mut c = self.command(self.f.git_helper_path());
         c.arg("get");
         let input = format!("protocol=http\nhost={host}\n");
         let out = process::run(&mut c, Some(input.as_bytes()), TIMEOUT).expect("running helper");
@@ -139,11 +120,7 @@ fn clone_push_and_erase_on_rejection() {
     if !GitHttpServer::available() {
         return;
     }
-    let (Some(helper), Some(_cli)) = (tools::require_bin(HELPER), tools::require_bin("devc-vault"))
-    else {
-        return;
-    };
-    let home = Home::new(helper.parent().expect("bin dir").to_path_buf());
+    let Some(home) = Home::new() else { return };
     let server = GitHttpServer::start(USER, PASS);
     let url = server.url();
     let host = server.host();
@@ -185,7 +162,7 @@ fn clone_push_and_erase_on_rejection() {
     // which must leave the vault file as it was: nothing changed.
     let before = fs::read(home.vault()).expect("read vault");
     home.git_ok(&["clone", "--quiet", &url, "work"], None);
-    let work = home.dir.join("work");
+    let work = home.f.path().join("work");
     assert_eq!(
         fs::read(work.join("README")).expect("cloned README"),
         b"Test repository served by devc-vault's GitHttpServer.\n"

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use devc_vault_tests::fixture;
 use devc_vault_tests::process;
 use devc_vault_tests::tools;
 
@@ -58,25 +59,18 @@ fn t0303_credential_external_passes() {
         .to_path_buf();
 
     let mut cmd = Command::new("bash");
+    // The fixture's rule for inherited variables; the harness then makes
+    // its own HOME, vault and key (SETUP).
+    for var in fixture::inherited_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("DOCKER_CONFIG");
     cmd.arg(script())
         .arg("devc-encrypted")
         .arg(&bin_dir)
         .env("GIT_TEST_INSTALLED", "/usr/local/bin")
         .env("GIT_TEST_CREDENTIAL_HELPER", "devc-encrypted")
-        .env("GIT_TEST_CREDENTIAL_HELPER_SETUP", SETUP)
-        // The runner's own settings must not reach the helper.
-        .env_remove("GIT_TEST_CREDENTIAL_HELPER_TIMEOUT");
-    for var in [
-        "DEVC_VAULT",
-        "DEVC_VAULT_KEY_FILE",
-        "DEVC_VAULT_KEY_ORDER",
-        "DEVC_VAULT_AGENT_SOCK",
-        "DEVC_VAULT_CONFIG",
-        "DEVC_VAULT_DEBUG",
-        "DOCKER_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
+        .env("GIT_TEST_CREDENTIAL_HELPER_SETUP", SETUP);
     let out = process::run(&mut cmd, None, TIMEOUT).expect("running scripts/git-t0303.sh");
     let stdout = out.stdout_str();
 

@@ -3,8 +3,6 @@
 //! directory rules, 100 concurrent clients, malformed messages, hardening,
 //! the no-key-source message and the `key_command` source.
 
-mod keydelivery_support;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -19,12 +17,42 @@ use devc_keydelivery::client::AgentClient;
 use devc_keydelivery::endpoint::Trust;
 use devc_keydelivery::protocol::{self, ErrorCode, Request, RequestFrame, Response};
 use devc_vault::{Key, Store};
-use devc_vault_tests::process;
+use devc_vault_tests::agent::Agent;
+use devc_vault_tests::fixture::sample::{EXPECTED, PASSPHRASE, SERVER};
+use devc_vault_tests::fixture::{Fixture, KeyFileVar, NOT_FOUND};
+use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::scratch;
 use devc_vault_tests::tools;
-use keydelivery_support::{EXPECTED, Env, NOT_FOUND, agent_start_fails};
 
 const NO_KEY: &str = "/nonexistent/devc-vault-key";
+
+/// A vault with the sample docker entry, opened only by what each test
+/// passes: no key file in the environment, and the key order is
+/// the built-in one (file, agent, passphrase).
+fn fixture(label: &str) -> Option<Fixture> {
+    Fixture::build(label)
+        .key_order(None)
+        .key_file_var(KeyFileVar::Unset)
+        .sample_entry()
+        .create()
+}
+
+/// The docker helper's `get` of the sample server, with `extra` environment.
+fn get(env: &Fixture, extra: &[(&str, &Path)]) -> Outcome {
+    let mut cmd = env.command(env.docker_helper_path());
+    cmd.arg("get");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    env.run(&mut cmd, Some(SERVER.as_bytes()))
+}
+
+/// Runs an agent command expected to fail at start; returns its outcome.
+fn agent_start_fails(env: &Fixture, socket: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = env.cli_cmd(&["agent", "--socket", &socket.display().to_string()]);
+    cmd.args(args);
+    process::run(&mut cmd, None, Duration::from_secs(20)).expect("spawn agent")
+}
 
 fn only_agent(sock: &Path) -> [(&'static str, &Path); 2] {
     [
@@ -35,16 +63,13 @@ fn only_agent(sock: &Path) -> [(&'static str, &Path); 2] {
 
 #[test]
 fn docker_get_through_the_agent_only() {
-    let Some(env) = Env::new("kd-get") else {
+    let Some(env) = fixture("kd-get") else {
         return;
     };
-    let Some(_) = env.require_helper() else {
-        return;
-    };
-    let sock = env.dir.join("sock/agent.sock");
-    let agent = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let sock = env.path().join("sock/agent.sock");
+    let agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
 
-    let out = env.get(&only_agent(&sock));
+    let out = get(&env, &only_agent(&sock));
     out.assert_success("get through the agent");
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
 
@@ -68,7 +93,7 @@ fn docker_get_through_the_agent_only() {
     let st = env
         .cli_ok(&["status", "--socket", &sock.display().to_string()], None)
         .stdout_str();
-    let key_text = fs::read_to_string(&env.key).expect("key");
+    let key_text = fs::read_to_string(env.key()).expect("key");
     let secret_hex = key_text.trim().rsplit(' ').next().expect("hex");
     assert!(
         st.contains("keyfile ") && st.contains("opens via agent"),
@@ -83,7 +108,7 @@ fn docker_get_through_the_agent_only() {
 
 #[test]
 fn another_uid_is_refused_by_peer_credentials() {
-    let Some(env) = Env::new("kd-uid") else {
+    let Some(env) = fixture("kd-uid") else {
         return;
     };
     let Some(setpriv) = tools::require_tool("setpriv", "runs a client as another uid (util-linux)")
@@ -93,11 +118,11 @@ fn another_uid_is_refused_by_peer_credentials() {
     if !tools::require_root("switching to uid 65534 needs root") {
         return;
     }
-    let sock = env.dir.join("sock/agent.sock");
-    let agent = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let sock = env.path().join("sock/agent.sock");
+    let agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
     // Let uid 65534 reach the binary and through the private scratch dir.
-    scratch::set_mode(env.dir.path(), 0o711);
-    let cli = env.cli.display().to_string();
+    scratch::set_mode(env.path(), 0o711);
+    let cli = env.cli_path().display().to_string();
     let s = sock.display().to_string();
     // With CAP_DAC_OVERRIDE kept, the directory mode does not stop it: only
     // the agent's SO_PEERCRED check can.
@@ -110,7 +135,7 @@ fn another_uid_is_refused_by_peer_credentials() {
             "+dac_override",
         ])
         .args([&cli, "status", "--socket", &s]);
-    env.isolate(&mut cmd);
+    env.apply(&mut cmd);
     // Its own runtime directory: it reaches the agent as a container would.
     cmd.env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_RUNTIME_DIR", "/nonexistent");
@@ -129,7 +154,7 @@ fn another_uid_is_refused_by_peer_credentials() {
     let mut cmd = Command::new(&setpriv);
     cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .args([&cli, "status", "--socket", &s]);
-    env.isolate(&mut cmd);
+    env.apply(&mut cmd);
     cmd.env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_RUNTIME_DIR", "/nonexistent");
     let out = process::run(&mut cmd, None, Duration::from_secs(20)).expect("setpriv");
@@ -138,86 +163,89 @@ fn another_uid_is_refused_by_peer_credentials() {
         "{}",
         out.describe()
     );
-    scratch::set_mode(env.dir.path(), 0o700);
+    scratch::set_mode(env.path(), 0o700);
 }
 
 #[test]
 fn idle_ttl_and_lock_stop_service_until_unlock() {
-    let Some(env) = Env::new("kd-ttl") else {
+    let Some(env) = fixture("kd-ttl") else {
         return;
     };
-    let Some(_) = env.require_helper() else {
-        return;
-    };
-    let sock = env.dir.join("sock/agent.sock");
-    let _agent = env.agent(&sock, &["--key-file", &env.key_str(), "--idle-ttl", "2s"]);
-    env.get(&only_agent(&sock)).assert_success("first get");
+    let sock = env.path().join("sock/agent.sock");
+    let _agent = env.start_agent(&sock, &["--key-file", &env.key_str(), "--idle-ttl", "2s"]);
+    get(&env, &only_agent(&sock)).assert_success("first get");
 
     thread::sleep(Duration::from_millis(2500));
-    let out = env.get(&only_agent(&sock));
+    let out = get(&env, &only_agent(&sock));
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND);
+    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND.trim_end());
     assert!(out.stderr_str().contains("idle TTL"), "{}", out.describe());
 
     let s = sock.display().to_string();
     env.cli_ok(&["unlock", "--socket", &s], None);
-    env.get(&only_agent(&sock))
-        .assert_success("get after unlock");
+    get(&env, &only_agent(&sock)).assert_success("get after unlock");
 
     env.cli_ok(&["lock", "--socket", &s], None);
-    let out = env.get(&only_agent(&sock));
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    let out = get(&env, &only_agent(&sock));
+    assert_eq!(
+        out.stdout_str().trim_end(),
+        NOT_FOUND.trim_end(),
+        "{}",
+        out.describe()
+    );
     assert!(out.stderr_str().contains("locked"), "{}", out.describe());
     let st = env.cli_ok(&["status", "--socket", &s], None).stdout_str();
     assert!(st.contains("locked (lock)"), "{st}");
 
     env.cli_ok(&["unlock", "--socket", &s], None);
-    env.get(&only_agent(&sock))
-        .assert_success("get after second unlock");
+    get(&env, &only_agent(&sock)).assert_success("get after second unlock");
 }
 
 #[test]
 fn rotate_while_the_agent_runs() {
-    let Some(env) = Env::new("kd-rotate") else {
+    let Some(env) = fixture("kd-rotate") else {
         return;
     };
-    let Some(_) = env.require_helper() else {
-        return;
-    };
-    let sock = env.dir.join("sock/agent.sock");
-    let _agent = env.agent(&sock, &["--key-file", &env.key_str()]);
-    env.get(&only_agent(&sock))
-        .assert_success("get before rotate");
-    let old = env.dir.join("old-key");
-    fs::copy(&env.key, &old).expect("copy key");
+    let sock = env.path().join("sock/agent.sock");
+    let _agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
+    get(&env, &only_agent(&sock)).assert_success("get before rotate");
+    let old = env.path().join("old-key");
+    fs::copy(env.key(), &old).expect("copy key");
     fs::set_permissions(&old, fs::Permissions::from_mode(0o600)).expect("chmod");
 
     env.cli_ok(&["rotate", "--key-file", &env.key_str()], None);
 
-    let out = env.get(&only_agent(&sock));
+    let out = get(&env, &only_agent(&sock));
     out.assert_success("get through the agent after rotate");
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
     // The old key no longer opens the vault.
-    let out = env.get(&[
-        ("DEVC_VAULT_KEY_FILE", &old),
-        (
-            "DEVC_VAULT_AGENT_SOCK",
-            Path::new("/nonexistent/agent.sock"),
-        ),
-    ]);
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    let out = get(
+        &env,
+        &[
+            ("DEVC_VAULT_KEY_FILE", &old),
+            (
+                "DEVC_VAULT_AGENT_SOCK",
+                Path::new("/nonexistent/agent.sock"),
+            ),
+        ],
+    );
+    assert_eq!(
+        out.stdout_str().trim_end(),
+        NOT_FOUND.trim_end(),
+        "{}",
+        out.describe()
+    );
     // And SIGHUP re-reads (no change now, still serving).
     _agent.signal("HUP");
-    env.get(&only_agent(&sock))
-        .assert_success("get after SIGHUP");
+    get(&env, &only_agent(&sock)).assert_success("get after SIGHUP");
 }
 
 #[test]
 fn socket_directory_rules_stale_socket_and_sigterm() {
-    let Some(env) = Env::new("kd-sockdir") else {
+    let Some(env) = fixture("kd-sockdir") else {
         return;
     };
-    let open_dir = env.dir.mkdir("open", 0o755);
+    let open_dir = env.dir().mkdir("open", 0o755);
     let out = agent_start_fails(
         &env,
         &open_dir.join("agent.sock"),
@@ -232,8 +260,8 @@ fn socket_directory_rules_stale_socket_and_sigterm() {
     assert!(!open_dir.join("agent.sock").exists());
 
     // A created directory is 0700; a second agent on a live socket is refused.
-    let sock = env.dir.join("fresh/sub/agent.sock");
-    let mut agent = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let sock = env.path().join("fresh/sub/agent.sock");
+    let mut agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
     let mode = fs::metadata(sock.parent().expect("dir"))
         .expect("stat")
         .mode()
@@ -255,20 +283,20 @@ fn socket_directory_rules_stale_socket_and_sigterm() {
     assert!(!sock.exists(), "socket left behind after SIGTERM");
 
     // A dead agent's socket (SIGKILL leaves it) is replaced.
-    let agent = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
     drop(agent);
     assert!(sock.exists(), "SIGKILL leaves the socket file");
-    let _again = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let _again = env.start_agent(&sock, &["--key-file", &env.key_str()]);
 }
 
 #[test]
 fn hundred_concurrent_clients() {
-    let Some(env) = Env::new("kd-100") else {
+    let Some(env) = fixture("kd-100") else {
         return;
     };
-    let sock = env.dir.join("sock/agent.sock");
-    let _agent = env.agent(&sock, &["--key-file", &env.key_str(), "--quiet"]);
-    let sealed = Arc::new(Store::new(&env.vault).read().expect("vault"));
+    let sock = env.path().join("sock/agent.sock");
+    let _agent = env.start_agent(&sock, &["--key-file", &env.key_str(), "--quiet"]);
+    let sealed = Arc::new(Store::new(env.vault()).read().expect("vault"));
     let barrier = Arc::new(Barrier::new(100));
     let handles: Vec<_> = (0..100)
         .map(|i| {
@@ -334,11 +362,11 @@ fn raw_request(stream: &mut UnixStream, body: &[u8]) -> Option<Response> {
 
 #[test]
 fn malformed_oversized_and_wrong_version_messages() {
-    let Some(env) = Env::new("kd-malformed") else {
+    let Some(env) = fixture("kd-malformed") else {
         return;
     };
-    let sock = env.dir.join("sock/agent.sock");
-    let mut agent = env.agent(&sock, &["--key-file", &env.key_str()]);
+    let sock = env.path().join("sock/agent.sock");
+    let mut agent = env.start_agent(&sock, &["--key-file", &env.key_str()]);
     let mut s = UnixStream::connect(&sock).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -394,7 +422,7 @@ fn malformed_oversized_and_wrong_version_messages() {
 
 #[test]
 fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
-    let Some(env) = Env::new("kd-dump") else {
+    let Some(env) = fixture("kd-dump") else {
         return;
     };
     let Some(setpriv) =
@@ -407,19 +435,19 @@ fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
     }
     // Run as uid 65534: /proc/PID of a non-dumpable process is owned by
     // root instead of its uid (proc(5)), which is visible from outside.
-    let home = env.dir.mkdir("nobody", 0o700);
-    let runtime = env.dir.mkdir("nobody/run", 0o700);
+    let home = env.dir().mkdir("nobody", 0o700);
+    let runtime = env.dir().mkdir("nobody/run", 0o700);
     scratch::set_owner(&home, 65534, 65534);
     scratch::set_owner(&runtime, 65534, 65534);
     let key = home.join("key");
-    fs::copy(&env.key, &key).expect("copy key");
+    fs::copy(env.key(), &key).expect("copy key");
     scratch::set_owner(&key, 65534, 65534);
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
-    scratch::set_mode(env.dir.path(), 0o711);
+    scratch::set_mode(env.path(), 0o711);
     let sock = home.join("sock/agent.sock");
     let mut cmd = Command::new(&setpriv);
     cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(&env.cli)
+        .arg(env.cli_path())
         .args([
             "agent",
             "--socket",
@@ -427,9 +455,9 @@ fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
             "--key-file",
             &key.display().to_string(),
         ]);
-    env.isolate(&mut cmd);
+    env.apply(&mut cmd);
     cmd.env("XDG_RUNTIME_DIR", &runtime);
-    let agent = keydelivery_support::Agent::spawn(cmd, &sock, &env.dir.join("dump-agent.log"));
+    let agent = Agent::spawn(cmd, &sock, &env.path().join("dump-agent.log"));
     let proc_dir = format!("/proc/{}", agent.pid());
     // setpriv execs the agent, so the pid is the agent's.
     let status = fs::read_to_string(format!("{proc_dir}/status")).expect("status");
@@ -486,20 +514,17 @@ fn agent_is_not_dumpable_and_its_socket_dir_is_private() {
         Some(65534),
         "an ordinary uid-65534 process should own its /proc/PID"
     );
-    scratch::set_mode(env.dir.path(), 0o700);
+    scratch::set_mode(env.path(), 0o700);
 }
 
 #[test]
 fn no_key_source_is_not_found_with_one_stderr_line() {
-    let Some(env) = Env::new("kd-nokey") else {
+    let Some(env) = fixture("kd-nokey") else {
         return;
     };
-    let Some(_) = env.require_helper() else {
-        return;
-    };
-    let out = env.get(&only_agent(Path::new("/nonexistent/agent.sock")));
+    let out = get(&env, &only_agent(Path::new("/nonexistent/agent.sock")));
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND);
+    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND.trim_end());
     let err = out.stderr_str();
     assert_eq!(err.lines().count(), 1, "{}", out.describe());
     for word in [
@@ -515,28 +540,25 @@ fn no_key_source_is_not_found_with_one_stderr_line() {
 
 #[test]
 fn key_command_source() {
-    let Some(env) = Env::new("kd-cmd") else {
+    let Some(env) = fixture("kd-cmd") else {
         return;
     };
-    let Some(_) = env.require_helper() else {
-        return;
-    };
-    let conf = env.dir.write(
+    let conf = env.dir().write(
         "vault.toml",
-        format!("order = [\"command\"]\nkey_command = [\"cat\", \"{}\"]\nkey_command_timeout_secs = 5\n", env.key.display()),
+        format!("order = [\"command\"]\nkey_command = [\"cat\", \"{}\"]\nkey_command_timeout_secs = 5\n", env.key().display()),
         0o600,
     );
-    let out = env.get(&[("DEVC_VAULT_CONFIG", &conf)]);
+    let out = get(&env, &[("DEVC_VAULT_CONFIG", &conf)]);
     out.assert_success("get via key_command");
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
 
-    let conf = env.dir.write(
+    let conf = env.dir().write(
         "bad.toml",
         "order = [\"command\"]\nkey_command = [\"false\"]\n",
         0o600,
     );
-    let out = env.get(&[("DEVC_VAULT_CONFIG", &conf)]);
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND);
+    let out = get(&env, &[("DEVC_VAULT_CONFIG", &conf)]);
+    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND.trim_end());
     assert!(
         out.stderr_str().contains("key_command \"false\" failed"),
         "{}",
@@ -546,15 +568,18 @@ fn key_command_source() {
 
 #[test]
 fn passphrase_opened_agent_and_vault_allow_list() {
-    let Some(env) = Env::with_passphrase("kd-passagent") else {
-        return;
-    };
-    let Some(_) = env.require_helper() else {
+    let Some(env) = Fixture::build("kd-passagent")
+        .key_order(None)
+        .key_file_var(KeyFileVar::Unset)
+        .sample_entry()
+        .passphrase_slot()
+        .create()
+    else {
         return;
     };
     // The agent opens the vault with its passphrase once, at start, and
     // holds the vault's master key; no key file is involved.
-    let sock = env.dir.join("sock/agent.sock");
+    let sock = env.path().join("sock/agent.sock");
     let cmd = env.cli_cmd(&[
         "agent",
         "--socket",
@@ -562,25 +587,30 @@ fn passphrase_opened_agent_and_vault_allow_list() {
         "--passphrase-fd",
         "0",
     ]);
-    let agent = keydelivery_support::Agent::spawn_with_stdin(
+    let agent = Agent::spawn_with_stdin(
         cmd,
         &sock,
-        &env.dir.join("pass-agent.log"),
-        Some(keydelivery_support::PASSPHRASE.as_bytes()),
+        &env.path().join("pass-agent.log"),
+        Some(PASSPHRASE.as_bytes()),
     );
-    let out = env.get(&only_agent(&sock));
+    let out = get(&env, &only_agent(&sock));
     out.assert_success("get through a passphrase-opened agent");
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
     drop(agent);
 
     // --allow-vault with another id: this vault is not served.
     let other = "0123456789abcdef0123456789abcdef";
-    let _agent = env.agent(
+    let _agent = env.start_agent(
         &sock,
         &["--key-file", &env.key_str(), "--allow-vault", other],
     );
-    let out = env.get(&only_agent(&sock));
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    let out = get(&env, &only_agent(&sock));
+    assert_eq!(
+        out.stdout_str().trim_end(),
+        NOT_FOUND.trim_end(),
+        "{}",
+        out.describe()
+    );
     assert!(
         out.stderr_str().contains("--allow-vault"),
         "{}",

@@ -4,17 +4,29 @@
 //! `devc-vault lock` makes the third prompt again, and three wrong
 //! passphrases give a clear failure and no credential.
 
-mod keydelivery_support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use devc_keydelivery::client::AgentClient;
+use devc_vault_tests::agent::Agent;
+use devc_vault_tests::fixture::sample::{EXPECTED, PASSPHRASE, SECRET, SERVER};
+use devc_vault_tests::fixture::{Fixture, KeyFileVar, NOT_FOUND};
 use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::tools;
-use keydelivery_support::{EXPECTED, Env, NOT_FOUND, PASSPHRASE, SECRET, SERVER};
+
+/// A vault with the sample docker entry and a passphrase slot, opened
+/// only by what each test passes: the key file is not in the environment,
+/// and the key order is the built-in one (file, agent, passphrase).
+fn fixture(label: &str) -> Option<Fixture> {
+    Fixture::build(label)
+        .key_order(None)
+        .key_file_var(KeyFileVar::Unset)
+        .sample_entry()
+        .passphrase_slot()
+        .create()
+}
 
 /// Only the passphrase can open the vault: no key file, no agent.
 const ONLY_PASSPHRASE: [(&str, &str); 2] = [
@@ -23,7 +35,7 @@ const ONLY_PASSPHRASE: [(&str, &str); 2] = [
 ];
 
 struct Pty<'a> {
-    env: &'a Env,
+    env: &'a Fixture,
     expect: PathBuf,
     get_sh: PathBuf,
 }
@@ -35,10 +47,10 @@ impl Pty<'_> {
             "set timeout 60\nlog_user 1\nspawn -noecho {}\n{body}\ncatch {{expect eof}}\nlassign [wait] pid spawnid os_error value\nexit $value\n",
             self.get_sh.display()
         );
-        let path = self.env.dir.write(format!("{name}.exp"), script, 0o600);
+        let path = self.env.dir().write(format!("{name}.exp"), script, 0o600);
         let mut cmd = Command::new(&self.expect);
         cmd.arg(&path);
-        self.env.isolate(&mut cmd);
+        self.env.apply(&mut cmd);
         for (k, v) in ONLY_PASSPHRASE {
             cmd.env(k, v);
         }
@@ -54,20 +66,19 @@ const NO_PROMPT: &str = "expect {\n  \"passphrase for vault\" { exit 104 }\n  eo
 
 const WRONG_THRICE: &str = "for {set i 0} {$i < 3} {incr i} {\n  expect {\n    \"passphrase for vault\" { send -- \"wrong horse\\r\" }\n    timeout { exit 101 }\n    eof { exit 102 }\n  }\n}\nexpect {\n  \"giving up\" {}\n  timeout { exit 103 }\n}\n";
 
-fn setup(label: &str) -> Option<(Env, PathBuf)> {
+fn setup(label: &str) -> Option<(Fixture, PathBuf)> {
     let expect = tools::require_tool(
         "expect",
         "drives the passphrase prompt through a pty (apt: expect)",
     )?;
-    let env = Env::with_passphrase(label)?;
-    env.require_helper()?;
+    let env = fixture(label)?;
     Some((env, expect))
 }
 
-fn pty<'a>(env: &'a Env, expect: &Path) -> Pty<'a> {
-    let helper = env.helper.as_ref().expect("helper");
+fn pty<'a>(env: &'a Fixture, expect: &Path) -> Pty<'a> {
+    let helper = env.docker_helper_path();
     // stdin carries the protocol payload; the prompt must use /dev/tty.
-    let get_sh = env.dir.write(
+    let get_sh = env.dir().write(
         "get.sh",
         format!(
             "#!/bin/bash\n\
@@ -87,8 +98,8 @@ fn pty<'a>(env: &'a Env, expect: &Path) -> Pty<'a> {
     }
 }
 
-fn cache_pid(env: &Env) -> Option<u32> {
-    let sock = env.runtime.join("devc-vault/cache.sock");
+fn cache_pid(env: &Fixture) -> Option<u32> {
+    let sock = env.runtime_dir().join("devc-vault/cache.sock");
     AgentClient::connect(&sock, devc_keydelivery::endpoint::Trust::Private)
         .and_then(|mut c| c.status())
         .map(|s| s.pid)
@@ -177,7 +188,7 @@ fn three_wrong_passphrases_fail_clearly() {
     let out = pty(&env, &expect).run("wrong", WRONG_THRICE);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     let text = out.stdout_str();
-    assert!(text.contains(NOT_FOUND), "{}", out.describe());
+    assert!(text.contains(NOT_FOUND.trim_end()), "{}", out.describe());
     assert!(
         text.contains("wrong passphrase (3 tries)"),
         "{}",
@@ -192,16 +203,14 @@ fn three_wrong_passphrases_fail_clearly() {
 
 #[test]
 fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
-    let Some(env) = Env::with_passphrase("kd-unlock") else {
+    let Some(env) = fixture("kd-unlock") else {
         return;
     };
-    let Some(helper) = env.require_helper() else {
-        return;
-    };
-    let get = |env: &Env| {
+    let helper = env.docker_helper_path();
+    let get = |env: &Fixture| {
         let mut cmd = Command::new(helper);
         cmd.arg("get");
-        env.isolate(&mut cmd);
+        env.apply(&mut cmd);
         for (k, v) in ONLY_PASSPHRASE {
             cmd.env(k, v);
         }
@@ -225,7 +234,12 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
         .expect("spawn")
     };
     let out = get(&env);
-    assert_eq!(out.stdout_str().trim_end(), NOT_FOUND, "{}", out.describe());
+    assert_eq!(
+        out.stdout_str().trim_end(),
+        NOT_FOUND.trim_end(),
+        "{}",
+        out.describe()
+    );
     assert!(
         out.stderr_str().contains("no terminal"),
         "{}",
@@ -258,11 +272,15 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);
 }
 
-/// A cache socket served by another user (a squatted `/tmp/devc-vault-<uid>`)
-/// never receives a vault key: the client checks the peer's uid first.
+/// A private runtime directory another user made first (a squatted
+/// `/tmp/devc-vault-<uid>`), with fake servers at the cache's socket and at
+/// an agent's owner endpoint, never receives a byte: not the vault key
+/// `unlock` hands to the cache, not a request from `lock`, `unlock`,
+/// `status`, `slot add agent` or the helpers on the agent road. The client
+/// checks the peer's uid and the directory before it sends anything.
 #[test]
 fn vault_key_never_goes_to_another_users_cache() {
-    let Some(env) = Env::with_passphrase("kd-squat") else {
+    let Some(env) = fixture("kd-squat") else {
         return;
     };
     let Some(setpriv) = tools::require_tool("setpriv", "runs the squatter as another uid") else {
@@ -271,12 +289,12 @@ fn vault_key_never_goes_to_another_users_cache() {
     if !tools::require_root("switching to uid 65534 needs root") {
         return;
     }
-    let dir = env.runtime.join("devc-vault");
+    let dir = env.runtime_dir().join("devc-vault");
     fs::create_dir(&dir).expect("mkdir");
     devc_vault_tests::scratch::set_mode(&dir, 0o700);
     devc_vault_tests::scratch::set_owner(&dir, 65534, 65534);
-    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o711);
-    devc_vault_tests::scratch::set_mode(&env.runtime, 0o711);
+    devc_vault_tests::scratch::set_mode(env.path(), 0o711);
+    devc_vault_tests::scratch::set_mode(&env.runtime_dir(), 0o711);
     let sock = dir.join("cache.sock");
     let recorded = dir.join("recorded");
     let mut cmd = Command::new(&setpriv);
@@ -284,8 +302,27 @@ fn vault_key_never_goes_to_another_users_cache() {
         .arg(tools::bin_path("devc-test-probe"))
         .arg("listen")
         .args([&sock, &recorded]);
-    env.isolate(&mut cmd);
-    let _squatter = keydelivery_support::Agent::spawn(cmd, &sock, &env.dir.join("squat.log"));
+    env.apply(&mut cmd);
+    let _squatter = Agent::spawn(cmd, &sock, &env.path().join("squat.log"));
+    // The owner endpoint of an agent on `agent_sock`, squatted the same way.
+    let agent_sock = env.agent_socket();
+    let owner_dir = dir.join("owner");
+    fs::create_dir(&owner_dir).expect("mkdir");
+    devc_vault_tests::scratch::set_mode(&owner_dir, 0o700);
+    devc_vault_tests::scratch::set_owner(&owner_dir, 65534, 65534);
+    let owner_sock = owner_dir.join(
+        devc_keydelivery::environment::owner_socket(&agent_sock)
+            .file_name()
+            .expect("a file name"),
+    );
+    let owner_recorded = dir.join("recorded-owner");
+    let mut cmd = Command::new(&setpriv);
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(tools::bin_path("devc-test-probe"))
+        .arg("listen")
+        .args([&owner_sock, &owner_recorded]);
+    env.apply(&mut cmd);
+    let _owner_squatter = Agent::spawn(cmd, &owner_sock, &env.path().join("squat-owner.log"));
 
     let mut unlock = env.cli_cmd(&[
         "unlock",
@@ -311,9 +348,62 @@ fn vault_key_never_goes_to_another_users_cache() {
         "{}",
         out.describe()
     );
-    // Not a byte, not even the vault's id: the directory is refused before
-    // anything is sent.
-    let got = fs::read(&recorded).unwrap_or_default();
-    assert!(got.is_empty(), "the squatter received {} bytes", got.len());
-    devc_vault_tests::scratch::set_mode(env.dir.path(), 0o700);
+    // Every other command that talks to the owner endpoint or the cache.
+    let s = agent_sock.display().to_string();
+    let key = env.key_str();
+    let agent_road = [
+        ("DEVC_VAULT_KEY_ORDER", "agent,passphrase"),
+        ("DEVC_VAULT_AGENT_SOCK", s.as_str()),
+        ("DEVC_VAULT_KEY_FILE", "/nonexistent/devc-vault-key"),
+    ];
+    let store = format!(r#"{{"ServerURL":"{SERVER}","Username":"u","Secret":"squat-test"}}"#);
+    let mut runs: Vec<(Command, Option<&[u8]>)> = vec![
+        (env.cli_cmd(&["lock", "--socket", &s]), None),
+        (env.cli_cmd(&["unlock", "--socket", &s]), None),
+        (env.cli_cmd(&["status", "--socket", &s]), None),
+        (
+            env.cli_cmd(&["slot", "add", "agent", "--socket", &s, "--key-file", &key]),
+            None,
+        ),
+    ];
+    for (verb, input) in [("get", SERVER), ("store", store.as_str())] {
+        let mut cmd = env.command(env.docker_helper_path());
+        cmd.arg(verb);
+        runs.push((cmd, Some(input.as_bytes())));
+    }
+    for (mut cmd, input) in runs {
+        for (k, v) in agent_road {
+            cmd.env(k, v);
+        }
+        // setsid: no terminal to prompt on.
+        let mut wrapped = Command::new("setsid");
+        wrapped
+            .arg("--wait")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        let out = process::run(&mut wrapped, input, Duration::from_secs(60)).expect("spawn");
+        assert!(!out.timed_out, "{}", out.describe());
+        assert!(
+            !out.stdout_str().contains(SECRET),
+            "a credential came out\n{}",
+            out.describe()
+        );
+    }
+    // Not a byte, not even the vault's id: the directory and the peer are
+    // refused before anything is sent.
+    for (what, log) in [("cache", &recorded), ("owner endpoint", &owner_recorded)] {
+        let got = fs::read(log).unwrap_or_default();
+        assert!(
+            got.is_empty(),
+            "the squatter's {what} received {} bytes",
+            got.len()
+        );
+    }
+    devc_vault_tests::scratch::set_mode(env.path(), 0o700);
 }

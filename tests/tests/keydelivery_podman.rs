@@ -4,14 +4,13 @@
 //! key file, and the container runs as uid 1000, which the host agent (a
 //! different uid) serves because of `--allow-uid 1000`.
 
-mod keydelivery_support;
-
 use std::time::Instant;
 
+use devc_vault_tests::fixture::sample::{EXPECTED, SERVER};
+use devc_vault_tests::fixture::{DOCKER_HELPER, Fixture, KeyFileVar};
 use devc_vault_tests::image::{DEV_UID, OciImage};
 use devc_vault_tests::podman::Podman;
 use devc_vault_tests::scratch;
-use keydelivery_support::{EXPECTED, Env, HELPER, SERVER};
 
 fn setup() -> Option<(OciImage, Podman)> {
     if !(OciImage::available() && Podman::available()) {
@@ -24,18 +23,18 @@ fn setup() -> Option<(OciImage, Podman)> {
 
 fn get_in_container(
     pm: &Podman,
-    env: &Env,
+    env: &Fixture,
     sock_dir: &std::path::Path,
 ) -> devc_vault_tests::process::Outcome {
-    let helper = env.helper.as_ref().expect("helper");
-    let ctr_bin = format!("/usr/local/bin/{HELPER}");
+    let helper = env.docker_helper_path();
+    let ctr_bin = format!("/usr/local/bin/{DOCKER_HELPER}");
     let start = Instant::now();
     let out = pm
         .run(&[ctr_bin.as_str(), "get"])
         .user(DEV_UID, DEV_UID)
         .host_binary(helper, &ctr_bin)
         .volume(sock_dir, "/run/devc-vault")
-        .volume(env.vault.parent().expect("vault dir"), "/vault")
+        .volume(env.vault().parent().expect("vault dir"), "/vault")
         .env("DEVC_VAULT", "/vault/.credentials.enc")
         .env("HOME", "/tmp")
         .stdin(SERVER)
@@ -46,23 +45,25 @@ fn get_in_container(
 
 #[test]
 fn docker_helper_in_podman_through_the_mounted_agent_socket_dir() {
-    let Some(env) = Env::new("kd-podman") else {
+    let Some(env) = Fixture::build("kd-podman")
+        .key_order(None)
+        .key_file_var(KeyFileVar::Unset)
+        .sample_entry()
+        .create()
+    else {
         return;
     };
-    if env.require_helper().is_none() {
-        return;
-    }
     let Some((_img, pm)) = setup() else { return };
 
     // The agent (the host user) makes its socket directory 0711 for the
     // --allow-uid user, who may reach the socket but not list or change the
     // directory; the container user owns the vault directory.
-    let sock_dir = env.dir.join("sockdir");
-    scratch::set_owner_recursive(env.vault.parent().expect("vault dir"), DEV_UID, DEV_UID)
+    let sock_dir = env.dir().join("sockdir");
+    scratch::set_owner_recursive(env.vault().parent().expect("vault dir"), DEV_UID, DEV_UID)
         .expect("chown vault dir");
     let sock = sock_dir.join("agent.sock");
     let agent_args = ["--key-file", &env.key_str(), "--allow-uid", "1000"];
-    let agent = env.agent(&sock, &agent_args);
+    let agent = env.start_agent(&sock, &agent_args);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock_dir)
         .expect("stat")
@@ -82,7 +83,7 @@ fn docker_helper_in_podman_through_the_mounted_agent_socket_dir() {
 
     // Restarting the agent keeps the mounted directory valid.
     drop(agent);
-    let agent = env.agent(&sock, &agent_args);
+    let agent = env.start_agent(&sock, &agent_args);
     let out = get_in_container(&pm, &env, &sock_dir);
     assert!(
         out.success(),

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod access;
+pub mod clock;
 mod entry;
 mod error;
 pub mod file;

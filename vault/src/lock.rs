@@ -4,12 +4,14 @@
 //!
 //! The lock file is opened without following a symlink (in a directory a
 //! container may write to, a planted link must not make the host create a
-//! file elsewhere) and must be a regular file; the wait is bounded, and the
-//! holder writes its pid into the file so a waiter can name it.
+//! file elsewhere) and must be a regular file; the wait is bounded, and a
+//! waiter that gives up names the holder: the process `/proc/locks` lists
+//! for the file (any program, `flock(1)` too), else the pid a devc-vault
+//! holder wrote into it.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,14 +34,40 @@ pub fn lock_path(vault: &Path) -> PathBuf {
     vault.with_file_name(name)
 }
 
-/// `pid N (program)` from a lock file's content, if it names a live process.
+/// `pid N (program)`: who holds the lock on `file`. The kernel says, in
+/// `/proc/locks`, whoever it is (another devc-vault, `flock(1)`, a backup
+/// tool); else the `pid N` a devc-vault holder wrote into the file, if that
+/// process lives.
 fn holder(file: &mut File) -> Option<String> {
+    let pid = kernel_holder(file).or_else(|| written_holder(file))?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(format!("pid {pid} ({})", comm.trim()))
+}
+
+/// The pid `/proc/locks` gives for a `flock` on `file`'s inode. Lines read
+/// `1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF` (waiters have a `->`
+/// after the number); the pid is 0 for a holder outside our pid namespace.
+fn kernel_holder(file: &File) -> Option<u32> {
+    let ino = file.metadata().ok()?.ino();
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    let inode = format!(":{ino}");
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let holds = f.get(1) == Some(&"FLOCK") && f.get(5).is_some_and(|d| d.ends_with(&inode));
+        let pid: u32 = f.get(4)?.parse().ok()?;
+        (holds && pid != 0).then_some(pid)
+    })
+}
+
+/// The pid a devc-vault holder wrote into the lock file, if it lives.
+fn written_holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.take(64).read_to_string(&mut text).ok()?;
     let pid: u32 = text.trim().strip_prefix("pid ")?.parse().ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    Some(format!("pid {pid} ({})", comm.trim()))
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
 }
 
 impl WriteLock {
@@ -106,5 +134,31 @@ impl WriteLock {
             .and_then(|()| file.rewind())
             .and_then(|()| writeln!(file, "pid {}", std::process::id()));
         Ok(WriteLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_names_the_holder_from_the_kernel() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let vault = dir.path().join(".credentials.enc");
+        let held = WriteLock::acquire(&vault).expect("first lock");
+        // Whatever the file says, the kernel knows who holds it.
+        std::fs::write(lock_path(&vault), "").expect("truncate");
+        let err = WriteLock::acquire_within(&vault, Duration::from_millis(50))
+            .expect_err("the lock is held");
+        let comm = std::fs::read_to_string("/proc/self/comm").expect("comm");
+        match err {
+            Error::LockTimeout { holder, .. } => assert_eq!(
+                holder,
+                Some(format!("pid {} ({})", std::process::id(), comm.trim()))
+            ),
+            other => panic!("{other}"),
+        }
+        drop(held);
+        WriteLock::acquire_within(&vault, Duration::from_millis(50)).expect("released");
     }
 }

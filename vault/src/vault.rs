@@ -19,6 +19,17 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Copies the fields of `old` that `new` lacks (unknown fields a newer
+/// version wrote), so a refresh keeps them.
+fn carry_extra(
+    new: &mut serde_json::Map<String, serde_json::Value>,
+    old: &serde_json::Map<String, serde_json::Value>,
+) {
+    for (k, v) in old {
+        new.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
 /// A decrypted vault.
 #[derive(Debug)]
 pub struct Vault {
@@ -292,6 +303,61 @@ impl Vault {
             // On a full tie the later entry (the newer store) wins: `max_by` keeps the last.
             .max_by(|a, b| a.1.cmp(&b.1).then(a.0.updated.cmp(&b.0.updated)))
             .map(|(e, _)| e)
+    }
+
+    /// [`Vault::find_docker`] among the entries that have not expired at
+    /// `now` (see [`DockerEntry::is_expired`]).
+    pub fn find_docker_at(&self, query: &str, now: u64) -> Option<&DockerEntry> {
+        self.payload
+            .docker
+            .iter()
+            .filter(|e| !e.is_expired(now))
+            .filter_map(|e| e.answers(query).map(|m| (e, m)))
+            .max_by(|a, b| a.1.cmp(&b.1).then(a.0.updated.cmp(&b.0.updated)))
+            .map(|(e, _)| e)
+    }
+
+    /// Stores a freshly re-resolved host entry, but only in place of one that
+    /// came from the host: `None` (nothing changed) when no entry for its
+    /// registry is left (a `docker logout` in the container removed it) or
+    /// when one was stored inside the container (no source), which a
+    /// refresh never replaces.
+    /// Fields a newer version wrote into the old entry (or its source) are
+    /// carried over.
+    pub fn refresh_docker(&mut self, mut entry: DockerEntry) -> Result<Option<Upsert>> {
+        let same: Vec<&DockerEntry> = self
+            .payload
+            .docker
+            .iter()
+            .filter(|e| e.same_registry(&entry))
+            .collect();
+        let Some(old) = same.last() else {
+            return Ok(None);
+        };
+        if same.iter().any(|e| e.source.is_none()) {
+            return Ok(None);
+        }
+        carry_extra(&mut entry.extra, &old.extra);
+        if let (Some(new), Some(old)) = (&mut entry.source, &old.source) {
+            carry_extra(&mut new.extra, &old.extra);
+        }
+        self.upsert_docker(entry).map(Some)
+    }
+
+    /// [`Vault::refresh_docker`] for git: only in place of the same slot's
+    /// host entry.
+    pub fn refresh_git(&mut self, mut entry: GitEntry) -> Result<Option<Upsert>> {
+        let Some(old) = self.payload.git.iter().find(|e| e.same_slot(&entry)) else {
+            return Ok(None);
+        };
+        let Some(old_source) = &old.source else {
+            return Ok(None);
+        };
+        carry_extra(&mut entry.extra, &old.extra);
+        if let Some(new) = &mut entry.source {
+            carry_extra(&mut new.extra, &old_source.extra);
+        }
+        self.upsert_git(entry).map(Some)
     }
 
     /// Removes every docker entry that a request for `query` could be

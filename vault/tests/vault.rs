@@ -346,6 +346,93 @@ fn unknown_fields_survive_a_read_modify_write() {
 }
 
 #[test]
+fn expiry_and_source_round_trip_and_a_refresh_keeps_unknown_fields() {
+    let k = KeySecret::generate();
+    let mut v = Vault::create();
+    v.add_secret_slot(SlotKind::KeyFile, &k).unwrap();
+    let host = |secret: &str, fetched: u64, expires: u64| {
+        docker("reg.example", "u", secret)
+            .with_expiry(Some(expires))
+            .with_source(Source::new("docker-helper", "ecr-login", fetched))
+    };
+    v.upsert_docker(host("old", 100, 200)).unwrap();
+    v.upsert_docker(docker("inside.example", "me", "mine"))
+        .unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&v.payload().to_json()).unwrap();
+    assert_eq!(json["docker"][0]["expires"], 200);
+    assert_eq!(json["docker"][0]["source"]["from"], "ecr-login");
+    assert!(json["docker"][1].get("expires").is_none());
+    json["docker"][0]["future_field"] = serde_json::json!("kept");
+    json["docker"][0]["source"]["future_source_field"] = serde_json::json!(7);
+    *v.payload_mut() = serde_json::from_value(json).unwrap();
+
+    // Expired at its `exp`: not found by a lookup at that time, found before.
+    assert!(v.find_docker_at("reg.example", 199).is_some());
+    assert!(v.find_docker_at("reg.example", 200).is_none());
+    assert!(v.find_docker("reg.example").is_some());
+
+    // A refresh replaces the host entry and keeps what a newer version wrote.
+    assert_eq!(
+        v.refresh_docker(host("new", 300, 400)).unwrap(),
+        Some(Upsert::Replaced)
+    );
+    // The same credential fetched again is a change (the fetch time moved).
+    assert_eq!(
+        v.refresh_docker(host("new", 301, 400)).unwrap(),
+        Some(Upsert::Replaced)
+    );
+    assert_eq!(
+        v.refresh_docker(host("new", 301, 400)).unwrap(),
+        Some(Upsert::Unchanged)
+    );
+    // The container storing the same credential (docker login, git's store
+    // after a fetch) changes nothing and keeps the host entry's source.
+    assert_eq!(
+        v.upsert_docker(docker("reg.example", "u", "new")).unwrap(),
+        Upsert::Unchanged
+    );
+    let mut g = Vault::create();
+    let host_git = GitEntry::new("https", "git.example", "u", "pw".into())
+        .with_source(Source::new("git", "git credential fill", 5));
+    g.upsert_git(host_git).unwrap();
+    assert_eq!(
+        g.upsert_git(GitEntry::new("https", "git.example", "u", "pw".into()))
+            .unwrap(),
+        Upsert::Unchanged
+    );
+    assert!(g.git()[0].source.is_some());
+    // Never in place of an entry stored inside the container, nor of one removed.
+    let inside =
+        docker("inside.example", "x", "y").with_source(Source::new("docker-helper", "h", 1));
+    assert_eq!(v.refresh_docker(inside).unwrap(), None);
+    let gone = docker("gone.example", "x", "y").with_source(Source::new("docker-helper", "h", 1));
+    assert_eq!(v.refresh_docker(gone).unwrap(), None);
+
+    let back = SealedVault::parse(v.seal().unwrap())
+        .unwrap()
+        .open(&Key::Secret(k))
+        .unwrap();
+    let e = back.find_docker("reg.example").unwrap();
+    assert_eq!(
+        (
+            e.secret.expose(),
+            e.expires,
+            e.extra["future_field"].as_str()
+        ),
+        ("new", Some(400), Some("kept"))
+    );
+    let src = e.source.as_ref().unwrap();
+    assert_eq!(
+        (src.fetched, &src.extra["future_source_field"]),
+        (301, &serde_json::json!(7))
+    );
+    assert_eq!(
+        back.find_docker("inside.example").unwrap().secret.expose(),
+        "mine"
+    );
+}
+
+#[test]
 fn secrets_are_redacted_in_debug() {
     let k = KeySecret::from_bytes([0xab; 32]);
     let d = docker("h", "u", "hunter2");

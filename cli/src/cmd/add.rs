@@ -20,15 +20,8 @@ pub enum Args {
     },
     /// A git credential, as `git credential approve` would store it
     Git {
-        /// Protocol, e.g. https
-        #[arg(long)]
-        protocol: String,
-        /// Host, with :port if not the default
-        #[arg(long)]
-        host: String,
-        /// Repository path (only matched when git sends one: credential.useHttpPath)
-        #[arg(long)]
-        path: Option<String>,
+        #[command(flatten)]
+        target: super::GitTarget,
         /// User name
         #[arg(long)]
         username: String,
@@ -51,9 +44,12 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             println!("stored docker credential for {server}");
         }
         Args::Git {
-            protocol,
-            host,
-            path,
+            target:
+                super::GitTarget {
+                    protocol,
+                    host,
+                    path,
+                },
             username,
             password_expiry_utc,
         } => {

@@ -8,15 +8,14 @@ use devc_keydelivery::agent::state::{Policy, SecretSource};
 use devc_keydelivery::agent::{self, AgentOptions};
 use devc_keydelivery::client::AgentClient;
 use devc_keydelivery::environment::{self, parse_duration};
-use devc_keydelivery::prompt::Tty;
-use devc_keydelivery::source::prompt_and_unwrap;
-use devc_vault::{AccessKeys, Key, Store, VaultId};
+use devc_vault::{AccessKeys, Store, VaultId};
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
-use crate::{input, unlock};
+use crate::unlock;
 
-fn duration(s: &str) -> Result<Duration, String> {
+/// Parses a `--…` duration such as 90s, 15m, 4h.
+pub fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m, 4h"))
 }
 
@@ -66,6 +65,15 @@ pub struct Args {
     /// Forget the keys this long after loading them (e.g. 8h) [default: never]
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     max_ttl: Option<Duration>,
+    /// Keep sealed host credentials fresh: re-resolve each entry from the
+    /// host source it came from when it is due (this interval for sources
+    /// without their own, see [refresh] in the config file; before a known
+    /// expiry). Needs a key that opens the vault(s), like any client
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    refresh_every: Option<Duration>,
+    /// A vault to keep fresh (repeatable) [default: [refresh] vaults in the config file, else --vault / DEVC_VAULT]
+    #[arg(long, value_name = "PATH")]
+    refresh_vault: Vec<PathBuf>,
     /// No log lines on stderr
     #[arg(long, short)]
     quiet: bool,
@@ -94,26 +102,43 @@ pub fn run(g: &Global, a: Args) -> CliResult {
     let mut masters = Vec::new();
     if a.passphrase || g.passphrase_fd.is_some() {
         let sealed = g.store().read()?;
-        let vmk = match g.passphrase_fd {
-            Some(fd) => sealed.unwrap_master(&Key::Passphrase(input::passphrase_from_fd(fd)?))?,
-            None => {
-                let mut tty = Tty::open().ok_or_else(|| {
-                    CliError::Input("--passphrase needs a terminal; use --passphrase-fd".into())
-                })?;
-                prompt_and_unwrap(&mut tty, &sealed).map_err(|e| CliError::Input(e.to_string()))?
-            }
-        };
-        // Check the key against the whole vault before holding it.
-        sealed.open_with_master(vmk.clone())?;
-        masters.push((sealed.id, vmk));
+        masters.push((sealed.id, unlock::master_from_passphrase(g, &sealed)?));
     }
     if sources.is_empty() && masters.is_empty() {
         return Err(CliError::Usage(
             "the agent has nothing to hold: give --key-file PATH (and --load PATH), --key-command COMMAND, or --passphrase / --passphrase-fd N".into(),
         ));
     }
+    let socket = a.socket.unwrap_or_else(environment::default_agent_socket);
+    // Only a refreshing agent reads the config file: the agent itself
+    // needs none, and may run as a user who cannot read it.
+    if let Some(every) = a.refresh_every {
+        if every.is_zero() {
+            return Err(CliError::Usage(
+                "--refresh-every must be at least 1s".into(),
+            ));
+        }
+        let config = devc_keydelivery::Config::load()?;
+        let mut vaults = a.refresh_vault;
+        if vaults.is_empty() {
+            vaults = config.refresh.vaults.clone();
+        }
+        if vaults.is_empty() {
+            vaults.push(g.vault_path());
+        }
+        let vaults = vaults
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let schedule = devc_host::refresh::Schedule::new(config.refresh, Some(every));
+        crate::cmd::refresher::spawn(socket.clone(), vaults, schedule, !a.quiet);
+    } else if !a.refresh_vault.is_empty() {
+        return Err(CliError::Usage(
+            "--refresh-vault needs --refresh-every DURATION".into(),
+        ));
+    }
     let opts = AgentOptions {
-        socket: a.socket.unwrap_or_else(environment::default_agent_socket),
+        socket,
         sources,
         masters,
         policy: Policy {

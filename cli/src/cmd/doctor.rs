@@ -1,12 +1,14 @@
 //! `devc-vault doctor`: check a setup end to end and say what to fix.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use devc_host::docker::config as docker_config;
 use devc_host::git::config::{self as git_config, GitConfig};
-use devc_keydelivery::{Config, PromptPolicy, UnlockError, unlock_with_source};
-use devc_vault::{Store, Vault};
+use devc_host::refresh::{self, Schedule};
+use devc_keydelivery::environment as env;
+use devc_keydelivery::{Config, PromptPolicy, SourceKind, UnlockError, unlock_with_source};
+use devc_vault::{Store, Vault, clock};
 use serde_json::Value;
 
 use crate::Global;
@@ -57,6 +59,10 @@ fn on_path(program: &str) -> Option<PathBuf> {
 pub fn run(g: &Global, a: Args) -> CliResult {
     let mut r = Report::default();
     let vault = check_vault(g, &mut r);
+    if let Some(v) = &vault {
+        check_freshness(v, &mut r);
+    }
+    check_agent_uid(vault.is_some(), &mut r);
     let docker_dir = a
         .docker_config
         .unwrap_or_else(devc_keydelivery::environment::docker_config_dir);
@@ -170,6 +176,72 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
         Err(e) => {
             r.problem("keys", e.to_string());
             None
+        }
+    }
+}
+
+/// Every entry sealed from a host source: where it came from, when, and
+/// whether it is stale (not fetched within its source's interval) or
+/// expired or about to expire.
+fn check_freshness(v: &Vault, r: &mut Report) {
+    let refresh = Config::load().map(|c| c.refresh).unwrap_or_default();
+    let schedule = Schedule::new(refresh, None);
+    let now = devc_vault::now();
+    let docker = v.docker().iter().filter_map(|e| {
+        let s = e.source.as_ref()?;
+        Some((format!("docker {}", e.server_url), s, e.expires))
+    });
+    let git = v.git().iter().filter_map(|e| {
+        let s = e.source.as_ref()?;
+        let path = e
+            .path
+            .as_deref()
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
+        let name = format!("git {}://{}{path}", e.protocol, e.host);
+        Some((name, s, e.password_expiry_utc))
+    });
+    let fix = "refresh with `devc-vault seal --refresh` on the host, and keep it fresh with `devc-vault agent --refresh-every 15m` or `devc-vault seal --refresh --write-timer 15m`";
+    for (name, s, expires) in docker.chain(git) {
+        let name = crate::cmd::list::terminal_safe(&name);
+        let from = crate::cmd::list::terminal_safe(&refresh::describe(s));
+        let desc = format!(
+            "{name} from {from}, fetched {} ago",
+            clock::span(now.saturating_sub(s.fetched))
+        );
+        let every = schedule.of(s).0.as_secs();
+        match expires {
+            Some(t) if t <= now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}, EXPIRED {} ago ({}): {fix}",
+                    clock::span(now - t),
+                    clock::utc(t)
+                ),
+            ),
+            Some(t) if schedule.due_at(s, Some(t)) <= now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}, expires in {} ({}): {fix}",
+                    clock::span(t - now),
+                    clock::utc(t)
+                ),
+            ),
+            _ if s.fetched.saturating_add(every) < now => r.warn(
+                "freshness",
+                format!(
+                    "{desc}: stale, its source's interval is {}{}: {fix}",
+                    clock::span(every),
+                    expires
+                        .map(|t| format!("; expires in {}", clock::span(t - now)))
+                        .unwrap_or_default()
+                ),
+            ),
+            Some(t) => r.ok(
+                "freshness",
+                format!("{desc}, expires in {}", clock::span(t - now)),
+            ),
+            None => r.ok("freshness", desc),
         }
     }
 }
@@ -307,5 +379,116 @@ fn check_git(r: &mut Report) {
                 list.join(", ")
             ),
         ),
+    }
+}
+
+/// The uid that `uid` in this user namespace is outside it, from the
+/// `uid_map` text (`inside outside count` lines), or `None` if unmapped.
+pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
+    uid_map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let uid = u64::from(uid);
+        (inside <= uid && uid < inside + count)
+            .then(|| u32::try_from(outside + (uid - inside)).ok())
+            .flatten()
+    })
+}
+
+/// Whether a `uid_map` is the initial namespace's identity map.
+pub fn is_identity_map(uid_map: &str) -> bool {
+    let f: Vec<&str> = uid_map.split_whitespace().collect();
+    f == ["0", "0", "4294967295"]
+}
+
+/// The agent road in a container whose user is not the agent's: the
+/// agent must be told to serve this user's uid as the host sees it
+/// (`--allow-uid`), which `/proc/self/uid_map` gives when the container
+/// runs in a user namespace (rootless podman without keep-id, userns-remap).
+fn check_agent_uid(opened: bool, r: &mut Report) {
+    let Ok(cfg) = Config::load() else { return };
+    if !cfg.order.contains(&SourceKind::Agent) {
+        return;
+    }
+    let me = env::uid();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let outside = if map.trim().is_empty() {
+        Some(me)
+    } else {
+        outside_uid(&map, me)
+    };
+    let Some((sock, owner)) = cfg.agent_sockets.iter().find_map(|s| {
+        let dir = devc_keydelivery::endpoint::socket_dir(s);
+        std::fs::metadata(&dir).ok().map(|m| (s.clone(), m.uid()))
+    }) else {
+        return;
+    };
+    let dir = devc_keydelivery::endpoint::socket_dir(&sock);
+    if owner == me {
+        r.ok(
+            "agent",
+            format!(
+                "{} belongs to you (uid {me}): the agent serves you without --allow-uid",
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let Some(host_uid) = outside else {
+        r.problem(
+            "agent",
+            format!("your uid {me} is not mapped outside this container (/proc/self/uid_map), so no host agent can serve it"),
+        );
+        return;
+    };
+    let seen = if is_identity_map(&map) || map.trim().is_empty() {
+        format!("you are uid {me}")
+    } else {
+        format!(
+            "you are uid {me} here and uid {host_uid} outside this user namespace (/proc/self/uid_map)"
+        )
+    };
+    let fix = format!(
+        "the agent on the host must run with --allow-uid {host_uid} (devc-vault agent --key-file KEY --allow-uid {host_uid})"
+    );
+    if opened {
+        r.ok(
+            "agent",
+            format!(
+                "{} belongs to uid {owner} here and {seen}: {fix}, as it does",
+                dir.display()
+            ),
+        );
+    } else {
+        r.problem(
+            "agent",
+            format!(
+                "{} belongs to uid {owner} here and {seen}: {fix}",
+                dir.display()
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_maps() {
+        let rootless = "         0       1001          1\n         1     100000      65536\n";
+        assert_eq!(outside_uid(rootless, 0), Some(1001));
+        assert_eq!(outside_uid(rootless, 1000), Some(100999));
+        assert_eq!(outside_uid(rootless, 65537), None);
+        assert!(!is_identity_map(rootless));
+        let init = "         0          0 4294967295\n";
+        assert!(is_identity_map(init));
+        assert_eq!(outside_uid(init, 1000), Some(1000));
+        assert_eq!(outside_uid("garbage\n", 1), None);
     }
 }

@@ -46,11 +46,27 @@ pub fn run(g: &Global, a: Args) -> CliResult {
 }
 
 fn docker(dir: &std::path::Path, store: &Store, keys: &Keys) -> CliResult {
-    let done = config::install(dir, store, |s| keys.open(s)).map_err(|e| match e {
-        InstallError::Unlock(e) => e,
-        InstallError::Vault(e) => CliError::Vault(e),
-        other => CliError::Usage(other.to_string()),
-    })?;
+    let done = match config::install(dir, store, |s| keys.open(s)) {
+        Ok(done) => done,
+        // No key yet (a container created before its passphrase is typed or
+        // its agent serves it): set up what needs none, say what is left.
+        Err(InstallError::Unlock(CliError::Unlock(e))) if e.is_miss() => {
+            let Some(done) = config::install_without_key(dir).map_err(CliError::Usage)? else {
+                return Err(CliError::Unlock(e));
+            };
+            eprintln!(
+                "devc-vault: install: {e}; docker and git are set up, and `devc-vault install` run again once a key opens the vault adds the credHelpers that skopeo and podman read (`devc-vault doctor` says what is missing)"
+            );
+            done
+        }
+        Err(e) => {
+            return Err(match e {
+                InstallError::Unlock(e) => e,
+                InstallError::Vault(e) => CliError::Vault(e),
+                other => CliError::Usage(other.to_string()),
+            });
+        }
+    };
     let path = done.config.display();
     if done.changed {
         println!("docker: {path} now uses credsStore \"devc-encrypted\"");

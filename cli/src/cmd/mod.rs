@@ -2,20 +2,40 @@
 
 pub mod add;
 pub mod agent;
+pub mod completions;
 pub mod demo;
+pub mod devcontainer;
 pub mod doctor;
 pub mod init;
 pub mod install;
 pub mod list;
 pub mod lock;
+pub mod man;
+pub mod refresher;
 pub mod remove;
 pub mod rotate;
 pub mod seal;
 pub mod slot;
 pub mod status;
+pub mod timer;
 pub mod unlock;
 
 use devc_vault::Argon2Cost;
+
+/// Which git credential: protocol, host and (for `credential.useHttpPath`
+/// setups) a repository path.
+#[derive(clap::Args, Debug)]
+pub struct GitTarget {
+    /// Protocol, e.g. https
+    #[arg(long)]
+    pub protocol: String,
+    /// Host, with :port if not the default
+    #[arg(long)]
+    pub host: String,
+    /// Repository path (only for credential.useHttpPath setups, where git sends one)
+    #[arg(long)]
+    pub path: Option<String>,
+}
 
 /// Parses `m=KiB,t=N,p=N` (Argon2id costs) for `--kdf-cost`.
 pub fn parse_cost(s: &str) -> Result<Argon2Cost, String> {

@@ -17,18 +17,11 @@ pub enum Args {
     },
     /// Git credentials for a protocol and host (all users unless --username)
     Git {
-        /// Protocol, e.g. https
-        #[arg(long)]
-        protocol: String,
-        /// Host, with :port if not the default
-        #[arg(long)]
-        host: String,
+        #[command(flatten)]
+        target: super::GitTarget,
         /// Only this user's credential
         #[arg(long)]
         username: Option<String>,
-        /// Only the credential for this path
-        #[arg(long)]
-        path: Option<String>,
     },
 }
 
@@ -45,10 +38,13 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             (what, n)
         }
         Args::Git {
-            protocol,
-            host,
+            target:
+                super::GitTarget {
+                    protocol,
+                    host,
+                    path,
+                },
             username,
-            path,
         } => {
             let what = format!("git credentials for {protocol}://{host}");
             let n = store.update(

@@ -72,6 +72,14 @@ fn print_agent(label: &str, path: &Path, st: &StatusInfo) {
     }
 }
 
+/// What an agent socket told us.
+enum Seen {
+    /// A container-facing socket: locked or not.
+    Facing { locked: bool },
+    /// An owner endpoint or a cache: everything but secrets.
+    Status(StatusInfo),
+}
+
 /// Runs `status`.
 pub fn run(g: &Global, a: Args) -> CliResult {
     let mut cfg = Config::load()?;
@@ -90,55 +98,47 @@ pub fn run(g: &Global, a: Args) -> CliResult {
         .collect();
     for (label, path) in &sockets {
         let owner = environment::owner_socket(path);
-        if *label == "agent" && !owner.exists() {
-            // Not this user's agent on this host (e.g. inside a container):
-            // the container-facing socket says only whether it is locked.
-            match AgentClient::connect(path, Trust::ContainerFacing).and_then(|mut c| c.ping()) {
-                Ok((_, locked)) => {
-                    let state = if locked { "locked" } else { "unlocked" };
-                    if !a.json {
-                        println!("{label} {}: reachable, {state}", path.display());
-                    }
-                    agents
-                        .push(serde_json::json!({"role": label, "socket": path, "locked": locked}));
-                }
-                Err(AgentError::NotRunning { .. }) => {
-                    if !a.json {
-                        println!("{label} {}: not running", path.display());
-                    }
-                }
-                Err(e) => {
-                    if !a.json {
-                        println!("{label} {}: {e}", path.display());
-                    }
-                    errors.push(e.to_string());
-                }
-            }
-            continue;
-        }
-        let endpoint = if *label == "agent" {
-            owner
+        // Not this user's agent on this host (e.g. inside a container): the
+        // container-facing socket says only whether it is locked.
+        let seen = if *label == "agent" && !owner.exists() {
+            AgentClient::connect(path, Trust::ContainerFacing)
+                .and_then(|mut c| c.ping())
+                .map(|(_, locked)| Seen::Facing { locked })
         } else {
-            path.clone()
+            let endpoint = if *label == "agent" {
+                owner
+            } else {
+                path.clone()
+            };
+            AgentClient::connect(&endpoint, Trust::Private)
+                .and_then(|mut c| c.status())
+                .map(Seen::Status)
         };
-        match AgentClient::connect(&endpoint, Trust::Private).and_then(|mut c| c.status()) {
-            Ok(st) => {
+        let line = match seen {
+            Ok(Seen::Facing { locked }) => {
+                agents.push(serde_json::json!({"role": label, "socket": path, "locked": locked}));
+                let state = if locked { "locked" } else { "unlocked" };
+                Some(format!("{label} {}: reachable, {state}", path.display()))
+            }
+            Ok(Seen::Status(st)) => {
                 if !a.json {
                     print_agent(label, path, &st);
                 }
                 agents.push(serde_json::json!({"role": label, "socket": path, "status": st}));
+                None
             }
             Err(AgentError::NotRunning { .. }) => {
-                if !a.json {
-                    println!("{label} {}: not running", path.display());
-                }
+                Some(format!("{label} {}: not running", path.display()))
             }
             Err(e) => {
-                if !a.json {
-                    println!("{label} {}: {e}", path.display());
-                }
                 errors.push(e.to_string());
+                Some(format!("{label} {}: {e}", path.display()))
             }
+        };
+        if let Some(line) = line
+            && !a.json
+        {
+            println!("{line}");
         }
     }
     json.insert("agents".into(), agents.into());

@@ -4,14 +4,11 @@
 use std::path::PathBuf;
 
 use devc_keydelivery::client::{AgentClient, AgentError};
-use devc_keydelivery::prompt::Tty;
-use devc_keydelivery::source::prompt_and_unwrap;
 use devc_keydelivery::{Config, SourceKind, cache};
-use devc_vault::{Key, SlotKind};
+use devc_vault::SlotKind;
 
 use crate::Global;
 use crate::error::{CliError, CliResult};
-use crate::input;
 
 /// Unlock: the agent re-reads its key files; if the vault still needs its
 /// passphrase, ask for it once and cache the vault's key (idle 15 min, max 4 h).
@@ -60,16 +57,7 @@ pub fn run(g: &Global, a: Args) -> CliResult {
             sealed.id
         )));
     }
-    let vmk = match g.passphrase_fd {
-        Some(fd) => sealed.unwrap_master(&Key::Passphrase(input::passphrase_from_fd(fd)?))?,
-        None => {
-            let mut tty = Tty::open().ok_or_else(|| {
-                CliError::Input("no terminal to prompt on; use --passphrase-fd N".into())
-            })?;
-            prompt_and_unwrap(&mut tty, &sealed).map_err(|e| CliError::Input(e.to_string()))?
-        }
-    };
-    sealed.open_with_master(vmk.clone())?;
+    let vmk = crate::unlock::master_from_passphrase(g, &sealed)?;
     cache::remember(&cfg, &sealed.id, &vmk).map_err(|e| CliError::Usage(e.to_string()))?;
     println!(
         "vault {} unlocked: its key is cached for {} idle, {} at most ({})",

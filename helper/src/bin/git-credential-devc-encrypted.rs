@@ -26,7 +26,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("-V" | "--version") => {
-            println!("{PROGRAM} {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "{PROGRAM} {}",
+                devc_keydelivery::version::describe(env!("CARGO_PKG_VERSION"))
+            );
             return ExitCode::SUCCESS;
         }
         Some(s) => Operation::parse(s),

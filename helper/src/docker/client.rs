@@ -1,8 +1,10 @@
 //! Asking another docker credential helper (`docker-credential-<name>`), as
-//! the docker CLI does, with a deadline and never ourselves: the helper's
-//! chaining to the container's previous `credsStore`, and importing the
-//! host's credentials.
+//! the docker CLI does, with a deadline and never ourselves: `get` for the
+//! helper's chaining to the container's previous `credsStore` and for
+//! importing the host's credentials, `list` for finding every server a
+//! host's `credsStore` holds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -64,6 +66,11 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 
 /// Runs `docker-credential-<name> get` with `server_url` on stdin, killing it
 /// (and anything it started in its process group) after `timeout`.
+///
+/// An answer with an empty user name and an empty secret is not a
+/// credential: Debian's `docker-credential-pass` 0.6.4 answers a server it
+/// does not hold that way, with exit 0, and the docker CLI then pulls
+/// anonymously.
 pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Path>) -> Answer {
     if environment::docker_chained() {
         return Answer::NotFound;
@@ -76,15 +83,9 @@ pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Pa
         Err(why) => return Answer::Failed(why),
     };
     let program = format!("docker-credential-{name}");
-    // The path checked above is the one run.
-    let mut cmd = Command::new(&path);
-    cmd.arg("get")
-        .env(environment::ENV_DOCKER_CHAINED, "1")
-        .stderr(Stdio::null());
-    let out = match child::run(cmd, Some(server_url.as_bytes()), MAX_INPUT, timeout) {
+    let out = match run(&path, "get", Some(server_url.as_bytes()), timeout) {
         Ok(out) => out,
-        Err(ChildError::Spawn(e)) => return Answer::Failed(format!("cannot run {program}: {e}")),
-        Err(e) => return Answer::Failed(format!("{program} {e}")),
+        Err(why) => return Answer::Failed(format!("{program} {why}")),
     };
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stdout);
@@ -94,6 +95,7 @@ pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Pa
         return Answer::Failed(format!("{program} get failed ({})", out.status));
     }
     match protocol::parse_credentials(&out.stdout) {
+        Ok(c) if c.username.is_empty() && c.secret.expose().is_empty() => Answer::NotFound,
         Ok(mut c) => {
             // The reference client keeps the address it asked for.
             c.server_url = server_url.to_owned();
@@ -103,6 +105,45 @@ pub fn get(name: &str, server_url: &str, timeout: Duration, self_exe: Option<&Pa
             "{program} answered something that is not a credential"
         )),
     }
+}
+
+/// Runs `docker-credential-<name> list` (no stdin) and returns the servers it
+/// holds credentials for, each with its user name. Errors are one line
+/// naming the helper (never its output).
+pub fn list(
+    name: &str,
+    timeout: Duration,
+    self_exe: Option<&Path>,
+) -> Result<BTreeMap<String, String>, String> {
+    let program = format!("docker-credential-{name}");
+    let path = resolve(name, self_exe)?
+        .ok_or_else(|| format!("{program} is not on PATH; install it or fix credsStore"))?;
+    let out = run(&path, "list", None, timeout).map_err(|why| format!("{program} {why}"))?;
+    if !out.status.success() {
+        return Err(format!("{program} list failed ({})", out.status));
+    }
+    serde_json::from_slice::<BTreeMap<String, String>>(&out.stdout)
+        .map_err(|_| format!("{program} list answered something that is not a server list"))
+}
+
+/// Runs the helper at `path` with `verb`, with [`ENV_DOCKER_CHAINED`](environment::ENV_DOCKER_CHAINED)
+/// set so it cannot chain back, its stderr discarded (we do not trust what
+/// it prints), and a deadline.
+fn run(
+    path: &Path,
+    verb: &str,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<child::Output, String> {
+    // The path checked by `resolve` is the one run.
+    let mut cmd = Command::new(path);
+    cmd.arg(verb)
+        .env(environment::ENV_DOCKER_CHAINED, "1")
+        .stderr(Stdio::null());
+    child::run(cmd, stdin, MAX_INPUT, timeout).map_err(|e| match e {
+        ChildError::Spawn(e) => format!("could not start: {e}"),
+        e => e.to_string(),
+    })
 }
 
 #[cfg(test)]

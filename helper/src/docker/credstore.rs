@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use devc_keydelivery::{Config, ConfigError, UnlockError, environment};
-use devc_vault::{DockerEntry, Store, Vault};
+use devc_vault::{DockerEntry, Store, Vault, clock};
 use zeroize::Zeroizing;
 
 use super::client::{self, Answer};
@@ -179,15 +179,23 @@ impl Helper {
             Ok(u) => u,
             Err(e) => return Reply::fail(&e.to_string()),
         };
+        let expired;
         let previous = match devc_keydelivery::open(&self.store_handle(), &self.keys) {
             Ok(vault) => {
-                if let Some(e) = vault.find_docker(&url) {
+                let now = devc_vault::now();
+                if let Some(e) = vault.find_docker_at(&url, now) {
                     return Reply::ok(protocol::encode_credentials(&Credentials {
                         server_url: url,
                         username: e.username.clone(),
                         secret: e.secret.clone(),
                     }));
                 }
+                // An entry known to be dead is not handed out: the client
+                // would only get a 401 without knowing why.
+                expired = vault
+                    .find_docker(&url)
+                    .filter(|e| e.is_expired(now))
+                    .map(|e| expired_note(&url, e, now));
                 vault.payload().chain.docker_creds_store.clone()
                 // The vault (and every secret in it) is dropped here, before any chained helper runs.
             }
@@ -197,8 +205,12 @@ impl Helper {
             }
             Err(e) => return Reply::fail(&e.to_string()),
         };
+        let not_found = |other: Option<String>| match expired.as_ref().or(other.as_ref()) {
+            Some(why) => Reply::not_found().note(why),
+            None => Reply::not_found(),
+        };
         let Some(previous) = previous else {
-            return Reply::not_found();
+            return not_found(None);
         };
         match client::get(
             &previous,
@@ -207,8 +219,8 @@ impl Helper {
             self.self_exe.as_deref(),
         ) {
             Answer::Found(c) => Reply::ok(protocol::encode_credentials(&c)),
-            Answer::NotFound => Reply::not_found(),
-            Answer::Failed(why) => Reply::not_found().note(why),
+            Answer::NotFound => not_found(None),
+            Answer::Failed(why) => not_found(Some(why)),
         }
     }
 
@@ -267,6 +279,24 @@ impl Helper {
             Err(e) => Reply::fail(&format!("cannot erase credentials: {e}")),
         }
     }
+}
+
+/// The stderr line for an expired entry: the registry, when it expired,
+/// where the host got it, and the host command that refreshes it.
+fn expired_note(url: &str, e: &DockerEntry, now: u64) -> String {
+    let at = e.expires.unwrap_or(now);
+    let from = match &e.source {
+        Some(s) if s.kind == "docker-helper" => {
+            format!(" (from the host's docker-credential-{})", s.from)
+        }
+        Some(s) => format!(" (from the host's {} {})", s.kind, s.from),
+        None => String::new(),
+    };
+    format!(
+        "the credentials for {url}{from} expired at {} ({} ago); refresh them on the host with `devc-vault seal --refresh` (or keep `devc-vault agent --refresh-every 15m` running); answering not found",
+        clock::utc(at),
+        clock::span(now.saturating_sub(at)),
+    )
 }
 
 /// The verb, or the reply to bad arguments (usage, unknown verb).
@@ -521,6 +551,49 @@ mod tests {
         let (out, _, code) = call(&h, "erase", "host:1");
         assert_eq!(code, 1);
         assert!(out.starts_with("cannot erase credentials: no key"), "{out}");
+    }
+
+    #[test]
+    fn an_expired_entry_is_not_handed_out_and_says_why() {
+        let f = fixture();
+        let h = &f.helper;
+        let now = devc_vault::now();
+        let store = Store::new(&h.vault);
+        let seal = |expires: u64| {
+            store
+                .update(
+                    |s| devc_keydelivery::unlock(s, &h.keys),
+                    |v| {
+                        v.upsert_docker(
+                            DockerEntry::new("reg.example", "u", "tok".into())
+                                .with_expiry(Some(expires))
+                                .with_source(devc_vault::Source::new(
+                                    "docker-helper",
+                                    "ecr-login",
+                                    now - 100,
+                                )),
+                        )
+                        .map_err(UnlockError::from)
+                    },
+                )
+                .expect("seal");
+        };
+        seal(now + 3600);
+        assert_eq!(get_ok(h, "reg.example")["Secret"], "tok");
+        seal(now - 5);
+        let (out, err, code) = call(h, "get", "reg.example");
+        assert_eq!((out.as_str(), code), (NF, 1));
+        let err = err.expect("one stderr line");
+        for part in [
+            "reg.example",
+            "docker-credential-ecr-login",
+            "expired at ",
+            " UTC",
+            "devc-vault seal --refresh",
+        ] {
+            assert!(err.contains(part), "{part:?} missing: {err}");
+        }
+        assert!(!err.contains('\n') && !err.contains("tok\""), "{err}");
     }
 
     #[test]

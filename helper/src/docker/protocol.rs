@@ -87,9 +87,13 @@ pub fn unknown_verb(verb: &str) -> String {
     format!("Unknown credential action `{clean}`")
 }
 
-/// The `version` reply, in the reference helpers' `NAME (PACKAGE) VERSION` form.
+/// The `version` reply, in the reference helpers' `NAME (PACKAGE) VERSION`
+/// form, followed by the formats it reads and writes.
 pub fn version_line() -> String {
-    format!("{BIN_NAME} (devc-vault) {}\n", env!("CARGO_PKG_VERSION"))
+    format!(
+        "{BIN_NAME} (devc-vault) {}\n",
+        devc_keydelivery::version::describe(env!("CARGO_PKG_VERSION"))
+    )
 }
 
 /// Why a request could not be read.

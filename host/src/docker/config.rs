@@ -369,6 +369,39 @@ pub fn install<E>(
     })
 }
 
+/// `install` for when no key opens the vault yet (a passphrase nobody has
+/// typed, an agent that does not serve this uid yet): points `config.json`
+/// at the helper (`credsStore`; existing `credHelpers` kept), which needs
+/// nothing from the vault. `None`, and nothing written, when that would
+/// lose something: `config.json` holds a credential in clear, or names
+/// another `credsStore` whose chaining must be recorded in the vault. Run
+/// `install` again once a key is available for the `credHelpers` entries
+/// (skopeo and podman read only those).
+pub fn install_without_key(docker_config_dir: &Path) -> Result<Option<Installed>, String> {
+    let path = docker_config_dir.join(CONFIG_FILE);
+    let old = read_config(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let old_map = old.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
+    if !plaintext_auths(&old_map).is_empty() || previous_creds_store(&old_map).is_some() {
+        return Ok(None);
+    }
+    let new_map =
+        point_at_helper(old_map.clone(), &[]).map_err(|e| format!("{}: {e}", path.display()))?;
+    let changed = old.is_none() || new_map != old_map;
+    if changed {
+        let io = |e: devc_vault::Error| e.to_string();
+        file::create_private_dir(docker_config_dir).map_err(io)?;
+        file::replace(&path, &render(&new_map)).map_err(io)?;
+    }
+    Ok(Some(Installed {
+        config: path,
+        backup: None,
+        changed,
+        registries: Vec::new(),
+        chained: None,
+        moved: Vec::new(),
+    }))
+}
+
 /// Rewrites an existing backup that still holds credentials in clear (left
 /// by an earlier version) without them.
 fn scrub_backup(dir: &Path) -> devc_vault::Result<()> {

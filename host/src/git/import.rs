@@ -8,7 +8,12 @@ use std::time::Duration;
 use devc_helper::git::protocol;
 use devc_helper::io::MAX_INPUT;
 use devc_keydelivery::child;
-use devc_vault::GitEntry;
+use devc_vault::{GitEntry, Source};
+
+/// [`Source::kind`] of an entry the host's git answered.
+pub const KIND_GIT: &str = "git";
+/// Its [`Source::from`].
+pub const FROM_FILL: &str = "git credential fill";
 
 /// How long the host's `git credential fill` may take.
 pub const FILL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,7 +32,8 @@ pub struct Query {
 }
 
 /// Runs `git credential fill` for `q` with every prompt disabled and returns
-/// the credential git's configured helpers answered. Errors never carry it.
+/// the credential git's configured helpers answered, with its [`Source`].
+/// Errors never carry it.
 pub fn fill(git: &str, q: &Query) -> Result<GitEntry, String> {
     for (name, v) in [("protocol", Some(&q.protocol)), ("host", Some(&q.host))]
         .into_iter()
@@ -69,5 +75,6 @@ pub fn fill(git: &str, q: &Query) -> Result<GitEntry, String> {
     Ok(GitEntry::new(&q.protocol, &q.host, username, password)
         .with_path(q.path.clone())
         .with_expiry(got.password_expiry_utc)
-        .with_refresh_token(got.oauth_refresh_token))
+        .with_refresh_token(got.oauth_refresh_token)
+        .with_source(Source::new(KIND_GIT, FROM_FILL, devc_vault::now())))
 }

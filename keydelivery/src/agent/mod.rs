@@ -119,8 +119,17 @@ impl std::error::Error for AgentStartError {}
 /// State shared by the connection loop and the signal thread.
 struct Server {
     state: Mutex<State>,
+    /// The sockets removed at exit: the container-facing one, or the
+    /// cache's. The owner endpoint's file is left behind on purpose: it
+    /// tells the owner's clients on this host that the agent of this socket
+    /// is not running, so they never turn to the container-facing socket,
+    /// which a container that mounts its directory read-write could replace
+    /// with a fake replaying keys it recorded. The next agent on the same
+    /// socket replaces the stale file.
     sockets: Vec<(PathBuf, SocketIdent)>,
     facing: Option<PathBuf>,
+    /// The owner endpoint (agents only).
+    owner: Option<PathBuf>,
     log: bool,
     started: Instant,
 }
@@ -138,7 +147,9 @@ impl Server {
         }
     }
 
-    /// Removes our sockets, forgets every key and exits.
+    /// Removes the container-facing (or the cache's) socket, if still
+    /// ours, forgets every key and exits; the owner endpoint's file stays
+    /// (see `sockets`).
     fn shutdown(&self, why: &str) -> ! {
         for (path, ident) in &self.sockets {
             sock::remove_if_ours(path, *ident);
@@ -146,7 +157,7 @@ impl Server {
         if let Ok(mut st) = self.state.try_lock() {
             st.lock();
         }
-        self.log(format!("{why}; sockets removed, exiting"));
+        self.log(format!("{why}; socket removed, exiting"));
         std::process::exit(0)
     }
 }
@@ -168,8 +179,22 @@ pub fn run(opts: AgentOptions) -> Result<std::convert::Infallible, AgentStartErr
     let state =
         State::new(opts.policy, opts.sources, opts.masters).map_err(AgentStartError::Key)?;
 
+    // The private runtime directory holds the cache and the owner
+    // endpoints: one another user created first is refused, never used (it
+    // could swap the endpoints' directory at will).
+    let private = environment::private_runtime_dir();
+    crate::endpoint::ensure_private_dir(&private).map_err(|e| match e {
+        crate::endpoint::EndpointError::Directory { dir, reason } => {
+            AgentStartError::SocketDir { path: dir, reason }
+        }
+        other => AgentStartError::SocketDir {
+            path: private.clone(),
+            reason: other.to_string(),
+        },
+    })?;
     let mut listeners = Vec::new();
     let mut sockets = Vec::new();
+    let mut owner_endpoint = None;
     if cache {
         let (l, ident) = sock::bind_private(&opts.socket)?;
         listeners.push(Listener {
@@ -211,12 +236,13 @@ pub fn run(opts: AgentOptions) -> Result<std::convert::Infallible, AgentStartErr
             role: Role::Owner,
             uids: vec![own_uid],
         });
-        sockets.push((owner, ident));
+        owner_endpoint = Some((owner, ident));
     }
     let server = Arc::new(Server {
         state: Mutex::new(state),
         facing: (!cache).then(|| opts.socket.clone()),
         sockets,
+        owner: owner_endpoint.map(|(p, _)| p),
         log: opts.log,
         started: Instant::now(),
     });
@@ -225,10 +251,10 @@ pub fn run(opts: AgentOptions) -> Result<std::convert::Infallible, AgentStartErr
         "listening on {} (pid {}); owner endpoint {}",
         opts.socket.display(),
         std::process::id(),
-        server.sockets.get(1).map_or_else(
-            || "none (cache)".to_owned(),
-            |(p, _)| p.display().to_string()
-        ),
+        server
+            .owner
+            .as_ref()
+            .map_or_else(|| "none (cache)".to_owned(), |p| p.display().to_string()),
     ));
     let mut handler = AgentHandler {
         server: Arc::clone(&server),

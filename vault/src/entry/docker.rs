@@ -19,6 +19,11 @@ pub struct DockerEntry {
     pub username: String,
     /// The password, token or identity token.
     pub secret: Secret,
+    /// When the secret stops working, unix seconds, when known (a JWT's
+    /// `exp`, or the most a host source's tokens live); the helper does not
+    /// hand out an entry at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
     /// Where the host got it; `None` for credentials stored in the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -40,6 +45,7 @@ impl DockerEntry {
             server_url: server_url.into(),
             username: username.into(),
             secret,
+            expires: None,
             source: None,
             created: 0,
             updated: 0,
@@ -53,12 +59,27 @@ impl DockerEntry {
         self
     }
 
+    /// The same entry, with the time its secret stops working (unix seconds).
+    pub fn with_expiry(mut self, expires: Option<u64>) -> Self {
+        self.expires = expires;
+        self
+    }
+
+    /// True when its known expiry has come at `now` (a token is no longer
+    /// accepted at its `exp`).
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|t| t <= now)
+    }
+
     /// Checks the entry before it is stored. The secret is any string
     /// (JSON carries any, and `docker login --password-stdin` passes a
     /// service-account key with its newlines); only its length is capped.
     pub fn validate(&self) -> Result<()> {
         check_nonempty("server URL", &self.server_url)?;
         check_nonempty("username", &self.username)?;
+        if let Some(source) = &self.source {
+            source.validate()?;
+        }
         check_len("secret", self.secret.expose())
     }
 
@@ -74,8 +95,14 @@ impl DockerEntry {
         registry::same_entry(&self.server_url, &other.server_url)
     }
 
-    /// True when `other` holds the same credential (nothing to write).
+    /// True when storing `other` over this entry changes nothing: the same
+    /// credential, and, when `other` comes from the host (has a source),
+    /// the same expiry and source. A store from inside the container of
+    /// the credential a host entry already holds keeps the host entry.
     pub(crate) fn same_credential(&self, other: &DockerEntry) -> bool {
-        self.username == other.username && self.secret == other.secret
+        self.username == other.username
+            && self.secret == other.secret
+            && (other.source.is_none()
+                || (self.expires == other.expires && self.source == other.source))
     }
 }

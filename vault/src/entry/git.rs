@@ -146,6 +146,9 @@ impl GitEntry {
         if let Some(t) = &self.oauth_refresh_token {
             check_field("oauth_refresh_token", t.expose())?;
         }
+        if let Some(source) = &self.source {
+            source.validate()?;
+        }
         Ok(())
     }
 
@@ -165,11 +168,15 @@ impl GitEntry {
         self.password_expiry_utc.is_some_and(|t| t < now)
     }
 
-    /// True when `other` holds the same credential (nothing to write).
+    /// True when storing `other` over this entry changes nothing: the same
+    /// credential, and, when `other` comes from the host, the same source.
+    /// git's `store` after every fetch (no source) of the credential a host
+    /// entry holds writes nothing and keeps the host entry.
     pub(crate) fn same_credential(&self, other: &GitEntry) -> bool {
         self.password == other.password
             && self.password_expiry_utc == other.password_expiry_utc
             && self.oauth_refresh_token == other.oauth_refresh_token
+            && (other.source.is_none() || self.source == other.source)
     }
 }
 

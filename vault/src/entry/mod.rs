@@ -51,6 +51,12 @@ impl Source {
             extra: Map::new(),
         }
     }
+
+    /// Checks its text fields like any other entry field.
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_nonempty("source kind", &self.kind)?;
+        check_field("source from", &self.from)
+    }
 }
 
 /// What the container used before devc-vault was installed, for chaining.
@@ -169,7 +175,7 @@ impl<'de> Deserialize<'de> for FieldName<'de> {
 
 keep_unknown_fields!(DockerEntry {
     required: [server_url, username, secret],
-    optional: [source, created, updated]
+    optional: [expires, source, created, updated]
 });
 keep_unknown_fields!(GitEntry {
     required: [protocol, host, username, password],
