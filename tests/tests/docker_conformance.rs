@@ -605,8 +605,8 @@ fn byte_identical_to_the_reference_helper() {
     same(&["list"], None);
     // Not compared: `get` of an absent server. Debian's 0.6.4 pass helper
     // answers `{"ServerURL":…,"Username":"","Secret":""}` with exit 0 there,
-    // the protocol error DESIGN.md warns about; ours is the not-found text
-    // (checked in `conformance_table`).
+    // a protocol error (clients read it as a credential with no secret);
+    // ours is the not-found text (checked in `conformance_table`).
     same(&["get"], Some(""));
     same(
         &["store"],
