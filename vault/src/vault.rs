@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::access::{AccessKeys, Authority};
-use crate::entry::{DockerEntry, GitEntry, GitQuery, Payload};
+use crate::entry::{DockerEntry, GitEntry, GitQuery, Payload, Stored};
 use crate::error::{Error, Result};
 use crate::format::{self, MAX_SLOTS, VaultId};
 use crate::primitives::Argon2Cost;
@@ -41,6 +41,29 @@ pub struct Vault {
     /// Something changed since it was opened: [`crate::Store::update`]
     /// writes only then.
     changed: bool,
+}
+
+/// The vault's one upsert rule, for either entry type: the entry replaces
+/// every stored entry in its place (keeping the first one's creation time);
+/// when exactly one is there and holds the same credential, nothing changes.
+fn upsert<E: Stored>(list: &mut Vec<E>, mut entry: E, t: u64) -> Result<Upsert> {
+    entry.check()?;
+    let same: Vec<&E> = list.iter().filter(|e| e.same_place(&entry)).collect();
+    if let [only] = same.as_slice()
+        && only.same_secret(&entry)
+    {
+        return Ok(Upsert::Unchanged);
+    }
+    let outcome = if same.is_empty() {
+        Upsert::Added
+    } else {
+        Upsert::Replaced
+    };
+    let created = same.first().map_or(t, |e| e.created());
+    entry.stamp(created, t);
+    list.retain(|e| !e.same_place(&entry));
+    list.push(entry);
+    Ok(outcome)
 }
 
 /// What storing an entry did.
@@ -265,31 +288,10 @@ impl Vault {
     /// Stores a docker entry by the vault's rule: it replaces every entry
     /// for the same registry (see [`DockerEntry::same_registry`]). Storing
     /// the credential already held changes nothing.
-    pub fn upsert_docker(&mut self, mut entry: DockerEntry) -> Result<Upsert> {
-        entry.validate()?;
-        let same: Vec<&DockerEntry> = self
-            .payload
-            .docker
-            .iter()
-            .filter(|e| e.same_registry(&entry))
-            .collect();
-        if let [only] = same.as_slice()
-            && only.same_credential(&entry)
-        {
-            return Ok(Upsert::Unchanged);
-        }
-        let outcome = if same.is_empty() {
-            Upsert::Added
-        } else {
-            Upsert::Replaced
-        };
+    pub fn upsert_docker(&mut self, entry: DockerEntry) -> Result<Upsert> {
         let t = now();
-        entry.created = same.first().map_or(t, |e| e.created);
-        entry.updated = t;
-        self.payload.docker.retain(|e| !e.same_registry(&entry));
-        self.payload.docker.push(entry);
-        self.payload.updated = t;
-        self.changed = true;
+        let outcome = upsert(&mut self.payload.docker, entry, t)?;
+        self.note(outcome, t);
         Ok(outcome)
     }
 
@@ -372,25 +374,19 @@ impl Vault {
     /// Stores a git entry by the vault's rule: it replaces the entry for the
     /// same slot (see [`GitEntry::same_slot`]). Storing the credential
     /// already held changes nothing.
-    pub fn upsert_git(&mut self, mut entry: GitEntry) -> Result<Upsert> {
-        entry.validate()?;
-        let existing = self.payload.git.iter().find(|e| e.same_slot(&entry));
-        if existing.is_some_and(|e| e.same_credential(&entry)) {
-            return Ok(Upsert::Unchanged);
-        }
-        let outcome = if existing.is_some() {
-            Upsert::Replaced
-        } else {
-            Upsert::Added
-        };
+    pub fn upsert_git(&mut self, entry: GitEntry) -> Result<Upsert> {
         let t = now();
-        entry.created = existing.map_or(t, |e| e.created);
-        entry.updated = t;
-        self.payload.git.retain(|e| !e.same_slot(&entry));
-        self.payload.git.push(entry);
-        self.payload.updated = t;
-        self.changed = true;
+        let outcome = upsert(&mut self.payload.git, entry, t)?;
+        self.note(outcome, t);
         Ok(outcome)
+    }
+
+    /// Marks the payload changed at `t` unless nothing was.
+    fn note(&mut self, outcome: Upsert, t: u64) {
+        if outcome != Upsert::Unchanged {
+            self.payload.updated = t;
+            self.changed = true;
+        }
     }
 
     /// The git entry a `get` answers with: among entries the query matches

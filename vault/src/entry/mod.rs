@@ -20,6 +20,60 @@ mod git;
 pub use docker::DockerEntry;
 pub use git::{GitEntry, GitQuery};
 
+/// What the vault's one upsert rule needs of an entry type: its identity
+/// (which stored entries it replaces), whether it holds the same credential,
+/// and its timestamps.
+pub(crate) trait Stored {
+    /// Whether the entry's fields are acceptable.
+    fn check(&self) -> Result<()>;
+    /// Whether `other` is the entry this one replaces.
+    fn same_place(&self, other: &Self) -> bool;
+    /// Whether `other` holds the same credential (so storing changes nothing).
+    fn same_secret(&self, other: &Self) -> bool;
+    /// When first stored.
+    fn created(&self) -> u64;
+    /// Sets when first stored and when last replaced.
+    fn stamp(&mut self, created: u64, updated: u64);
+}
+
+impl Stored for DockerEntry {
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+    fn same_place(&self, other: &Self) -> bool {
+        self.same_registry(other)
+    }
+    fn same_secret(&self, other: &Self) -> bool {
+        self.same_credential(other)
+    }
+    fn created(&self) -> u64 {
+        self.created
+    }
+    fn stamp(&mut self, created: u64, updated: u64) {
+        self.created = created;
+        self.updated = updated;
+    }
+}
+
+impl Stored for GitEntry {
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+    fn same_place(&self, other: &Self) -> bool {
+        self.same_slot(other)
+    }
+    fn same_secret(&self, other: &Self) -> bool {
+        self.same_credential(other)
+    }
+    fn created(&self) -> u64 {
+        self.created
+    }
+    fn stamp(&mut self, created: u64, updated: u64) {
+        self.created = created;
+        self.updated = updated;
+    }
+}
+
 /// Largest single secret (or any other field) accepted (64 KiB).
 pub const MAX_SECRET_LEN: usize = 64 * 1024;
 
