@@ -55,3 +55,70 @@ impl From<ConfigError> for CliError {
 
 /// The CLI's result type.
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// A clap usage error as one line: what is wrong, clap's tip if it has one,
+/// the usage of the command it was for, and where to read more. Help and
+/// version requests are not errors and are left to clap.
+pub fn usage_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut what = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error:")
+        .trim()
+        .to_string();
+    let (mut items, mut tips, mut usage) = (Vec::new(), Vec::new(), None);
+    for line in lines {
+        if let Some(u) = line.strip_prefix("Usage:") {
+            usage = Some(u.trim().to_string());
+        } else if let Some(t) = line.strip_prefix("tip:") {
+            tips.push(t.trim().to_string());
+        } else if !line.starts_with("For more information") {
+            items.push(line.to_string());
+        }
+    }
+    if !items.is_empty() {
+        what = format!("{what} {}", items.join(", "));
+    }
+    for t in tips {
+        what = format!("{what}; {t}");
+    }
+    match usage {
+        Some(u) => format!("{what}; usage: {u}; see --help"),
+        None => format!("{what}; see --help"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Arg, Command};
+
+    use super::usage_line;
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let cmd = || {
+            Command::new("t")
+                .arg(Arg::new("server").long("server").required(true))
+                .arg(Arg::new("username").long("username").required(true))
+        };
+        let err = cmd().try_get_matches_from(["t"]).unwrap_err();
+        let line = usage_line(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("--server <server>, --username <username>"),
+            "{line}"
+        );
+        assert!(line.ends_with("; see --help"), "{line}");
+        let err = cmd()
+            .try_get_matches_from(["t", "--serve", "x"])
+            .unwrap_err();
+        let line = usage_line(&err);
+        assert!(
+            line.contains("a similar argument exists: '--server'"),
+            "{line}"
+        );
+        assert!(line.contains("usage: t --server <server>"), "{line}");
+    }
+}

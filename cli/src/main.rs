@@ -96,7 +96,19 @@ enum Command {
 fn main() -> ExitCode {
     // Before any secret is read: no core file, no ptrace by the same user.
     let _ = devc_keydelivery::harden::harden();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("devc-vault: error: {}", error::usage_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let g = &cli.global;
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(g, a),
