@@ -147,6 +147,31 @@ fn devcontainer_agent_rootless_keep_id_and_allow_uid() {
     store.set_env("DEVC_PODMAN_NO_KEEP_ID", "1");
     let id_map = store.up(&cli, &host.user, &ws_map);
     store.unset_env("DEVC_PODMAN_NO_KEEP_ID");
+    // Handed back to the host user, the vault's directory is closed to the
+    // container user, and doctor says how to open it.
+    let chown = |owner: &str| {
+        store.podman_ok(
+            &[
+                "unshare",
+                "chown",
+                "-R",
+                owner,
+                &vault_dir.to_string_lossy(),
+            ],
+            Duration::from_secs(60),
+        )
+    };
+    chown("0:0");
+    let doctor = store.exec(&cli, &host.user, &ws_map, &["devc-vault", "doctor"], None);
+    assert!(
+        !doctor.success()
+            && doctor
+                .stdout_str()
+                .contains("podman unshare chown -R 1000:1000 <host dir>"),
+        "{}",
+        doctor.describe()
+    );
+    chown("1000:1000");
     let refused = pull(&store, &cli, &host.user, &ws_map, &reference);
     assert!(
         !refused.success(),

@@ -99,7 +99,11 @@ fn check_vault(g: &Global, r: &mut Report) -> Option<Vault> {
     let sealed = match Store::new(&path).read() {
         Ok(s) => s,
         Err(e) => {
-            r.problem("vault", e.to_string());
+            let dir = devc_vault::file::parent_dir(&path);
+            match not_yours(&dir) {
+                Some(hint) => r.problem("vault", format!("{e}; {hint}")),
+                None => r.problem("vault", e.to_string()),
+            }
             return None;
         }
     };
@@ -398,6 +402,30 @@ pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
             .then(|| u32::try_from(outside + (uid - inside)).ok())
             .flatten()
     })
+}
+
+/// Why a vault directory another uid owns is closed to this user, and the
+/// fix. In a user namespace (rootless podman without keep-id, userns-remap)
+/// the host user's 0700 directory shows as another uid's.
+fn not_yours(dir: &Path) -> Option<String> {
+    let owner = std::fs::metadata(dir).ok()?.uid();
+    let me = env::uid();
+    if owner == me || me == 0 {
+        return None;
+    }
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let namespaced = !map.trim().is_empty() && !is_identity_map(&map);
+    let fix = if namespaced {
+        format!(
+            "this container maps users (/proc/self/uid_map): start it with --userns=keep-id, or on the host give the directory to your container uid (rootless podman: podman unshare chown -R {me}:{me} <host dir>)"
+        )
+    } else {
+        format!("give it to your uid on the host (chown -R {me} <host dir>)")
+    };
+    Some(format!(
+        "{} belongs to uid {owner} and you are uid {me}: {fix}",
+        dir.display()
+    ))
 }
 
 /// Whether a `uid_map` is the initial namespace's identity map.
