@@ -81,10 +81,11 @@ impl Schedule {
         self.config.schedule(source_name(s), self.default_every)
     }
 
-    /// The known expiry of a secret fetched from `s`: its JWT `exp`, else
-    /// the most the source's secrets live after the fetch.
+    /// The known expiry of a secret fetched from `s`: what it carries (a
+    /// JWT's `exp`, an ECR password's `expiration`), else the most the
+    /// source's secrets live after the fetch.
     pub fn expiry(&self, secret: &str, s: &Source) -> Option<u64> {
-        token::jwt_expiry(secret).or_else(|| {
+        token::expiry(secret).or_else(|| {
             self.of(s)
                 .1
                 .map(|life| s.fetched.saturating_add(life.as_secs()))

@@ -152,3 +152,36 @@ fn seal_git_takes_what_the_hosts_git_answers() {
         miss.describe()
     );
 }
+
+#[test]
+fn an_ecr_password_is_not_handed_out_after_its_own_expiration() {
+    use base64::Engine as _;
+    let Some(mut h) = host() else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // What docker-credential-ecr-login hands out: base64 of a JSON object
+    // whose `expiration` says when it dies (here: a minute ago, well within
+    // the 12 hours ecr-login's tokens may live at most).
+    let password = |expiration: u64| {
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            r#"{{"payload":"cGF5bG9hZA==","datakey":"ZGF0YWtleQ==","version":"2","type":"DATA_KEY","expiration":{expiration}}}"#
+        ))
+    };
+    let dead = password(now - 60);
+    let fake = FakeHelper::new("ecr-login", "AWS", &dead);
+    h.prepend_path(fake.bin_dir());
+    write_docker_config(&h, r#"{"credHelpers":{"ecr.example":"ecr-login"}}"#);
+    ok(&h, &["seal", "docker", "--registry", "ecr.example"]);
+    let got = docker_get(&h, "ecr.example");
+    assert!(!got.success(), "{}", got.describe());
+    assert!(
+        got.stdout_str().contains("credentials not found")
+            && got.stderr_str().contains("ecr.example")
+            && got.stderr_str().contains("expired"),
+        "{}",
+        got.describe()
+    );
+    assert!(!got.stdout_str().contains(&dead) && !got.stderr_str().contains(&dead));
+}
