@@ -392,6 +392,19 @@ impl Fixture {
         cmd
     }
 
+    /// `devc-vault agent --socket SOCK --passphrase-fd 0` given the sample
+    /// passphrase: an agent that holds this vault's master key.
+    pub fn passphrase_agent(&self, sock: &Path, log: &Path) -> crate::agent::Agent {
+        let cmd = self.cli_cmd(&[
+            "agent",
+            "--socket",
+            &sock.display().to_string(),
+            "--passphrase-fd",
+            "0",
+        ]);
+        crate::agent::Agent::spawn_with_stdin(cmd, sock, log, Some(sample::PASSPHRASE.as_bytes()))
+    }
+
     /// Runs `devc-vault ARGS`.
     #[track_caller]
     pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> Outcome {

@@ -75,6 +75,22 @@ impl Outcome {
     }
 }
 
+/// `cmd` under `setsid --wait`: no controlling terminal, so nothing prompts.
+pub fn without_terminal(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("setsid");
+    wrapped
+        .arg("--wait")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
 /// Renders a command line for diagnostics (program and arguments, lossy).
 pub fn render(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();

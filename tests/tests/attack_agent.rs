@@ -651,19 +651,7 @@ fn ping_names_no_vault_even_when_the_agent_holds_a_vault_key() {
     // Opened with its passphrase, the agent holds this vault's master key,
     // filed under the vault's id.
     let sock = env.path().join("facing/agent.sock");
-    let cmd = env.cli_cmd(&[
-        "agent",
-        "--socket",
-        &sock.display().to_string(),
-        "--passphrase-fd",
-        "0",
-    ]);
-    let _agent = Agent::spawn_with_stdin(
-        cmd,
-        &sock,
-        &env.unique_log("agent"),
-        Some(PASSPHRASE.as_bytes()),
-    );
+    let _agent = env.passphrase_agent(&sock, &env.unique_log("agent"));
     let v = vault(&env);
     let (resp, _) = raw(&sock, &open_req(&v, v.salt()));
     assert!(matches!(resp, Response::Keys { .. }), "{resp:?}");
@@ -762,7 +750,7 @@ fn every_command_that_asks_an_agent(env: &Fixture, sock: &Path) -> Vec<(String, 
     let handles: Vec<_> = jobs
         .into_iter()
         .map(|(name, cmd, stdin)| {
-            let mut cmd = without_terminal(&cmd);
+            let mut cmd = process::without_terminal(&cmd);
             thread::spawn(move || {
                 let out = process::run(&mut cmd, stdin.as_deref(), Duration::from_secs(90))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -774,22 +762,6 @@ fn every_command_that_asks_an_agent(env: &Fixture, sock: &Path) -> Vec<(String, 
         .into_iter()
         .map(|h| h.join().expect("command thread"))
         .collect()
-}
-
-/// `cmd` under `setsid --wait`: no controlling terminal, so nothing prompts.
-fn without_terminal(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("setsid");
-    wrapped
-        .arg("--wait")
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    wrapped
 }
 
 #[test]

@@ -18,7 +18,7 @@ use devc_keydelivery::endpoint::Trust;
 use devc_keydelivery::protocol::{self, ErrorCode, Request, RequestFrame, Response};
 use devc_vault::{Key, Store};
 use devc_vault_tests::agent::Agent;
-use devc_vault_tests::fixture::sample::{EXPECTED, PASSPHRASE, SERVER};
+use devc_vault_tests::fixture::sample::{EXPECTED, SERVER};
 use devc_vault_tests::fixture::{Fixture, KeyFileVar, NOT_FOUND};
 use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::scratch;
@@ -580,19 +580,7 @@ fn passphrase_opened_agent_and_vault_allow_list() {
     // The agent opens the vault with its passphrase once, at start, and
     // holds the vault's master key; no key file is involved.
     let sock = env.path().join("sock/agent.sock");
-    let cmd = env.cli_cmd(&[
-        "agent",
-        "--socket",
-        &sock.display().to_string(),
-        "--passphrase-fd",
-        "0",
-    ]);
-    let agent = Agent::spawn_with_stdin(
-        cmd,
-        &sock,
-        &env.path().join("pass-agent.log"),
-        Some(PASSPHRASE.as_bytes()),
-    );
+    let agent = env.passphrase_agent(&sock, &env.path().join("pass-agent.log"));
     let out = get(&env, &only_agent(&sock));
     out.assert_success("get through a passphrase-opened agent");
     assert_eq!(out.stdout_str().trim_end(), EXPECTED);

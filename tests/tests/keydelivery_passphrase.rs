@@ -215,17 +215,7 @@ fn unlock_ahead_of_time_and_no_terminal_no_prompt() {
             cmd.env(k, v);
         }
         // setsid: certainly no controlling terminal, so no prompt is tried.
-        let mut wrapped = Command::new("setsid");
-        wrapped
-            .arg("--wait")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
+        let mut wrapped = process::without_terminal(&cmd);
         process::run(
             &mut wrapped,
             Some(SERVER.as_bytes()),
@@ -376,17 +366,7 @@ fn vault_key_never_goes_to_another_users_cache() {
             cmd.env(k, v);
         }
         // setsid: no terminal to prompt on.
-        let mut wrapped = Command::new("setsid");
-        wrapped
-            .arg("--wait")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
+        let mut wrapped = process::without_terminal(&cmd);
         let out = process::run(&mut wrapped, input, Duration::from_secs(60)).expect("spawn");
         assert!(!out.timed_out, "{}", out.describe());
         assert!(

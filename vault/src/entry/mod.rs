@@ -36,43 +36,33 @@ pub(crate) trait Stored {
     fn stamp(&mut self, created: u64, updated: u64);
 }
 
-impl Stored for DockerEntry {
-    fn check(&self) -> Result<()> {
-        self.validate()
-    }
-    fn same_place(&self, other: &Self) -> bool {
-        self.same_registry(other)
-    }
-    fn same_secret(&self, other: &Self) -> bool {
-        self.same_credential(other)
-    }
-    fn created(&self) -> u64 {
-        self.created
-    }
-    fn stamp(&mut self, created: u64, updated: u64) {
-        self.created = created;
-        self.updated = updated;
-    }
+/// `Stored` for an entry type, given the method that says which stored
+/// entry it replaces.
+macro_rules! stored {
+    ($ty:ty, $same_place:ident) => {
+        impl Stored for $ty {
+            fn check(&self) -> Result<()> {
+                self.validate()
+            }
+            fn same_place(&self, other: &Self) -> bool {
+                self.$same_place(other)
+            }
+            fn same_secret(&self, other: &Self) -> bool {
+                self.same_credential(other)
+            }
+            fn created(&self) -> u64 {
+                self.created
+            }
+            fn stamp(&mut self, created: u64, updated: u64) {
+                self.created = created;
+                self.updated = updated;
+            }
+        }
+    };
 }
 
-impl Stored for GitEntry {
-    fn check(&self) -> Result<()> {
-        self.validate()
-    }
-    fn same_place(&self, other: &Self) -> bool {
-        self.same_slot(other)
-    }
-    fn same_secret(&self, other: &Self) -> bool {
-        self.same_credential(other)
-    }
-    fn created(&self) -> u64 {
-        self.created
-    }
-    fn stamp(&mut self, created: u64, updated: u64) {
-        self.created = created;
-        self.updated = updated;
-    }
-}
+stored!(DockerEntry, same_registry);
+stored!(GitEntry, same_slot);
 
 /// Largest single secret (or any other field) accepted (64 KiB).
 pub const MAX_SECRET_LEN: usize = 64 * 1024;
