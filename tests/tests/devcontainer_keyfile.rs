@@ -14,15 +14,11 @@ mod devcontainer_support;
 use std::fs;
 use std::time::Instant;
 
-use devc_vault_tests::debian_image::{self, Image};
-use devc_vault_tests::devcontainer::{
-    self as dc, HostUser, PodmanStore, key_file_from_output, vault_from_output,
-};
+use devc_vault_tests::debian_image::Image;
+use devc_vault_tests::devcontainer::{key_file_from_output, vault_from_output};
 use devc_vault_tests::git_http::GitHttpServer;
-use devc_vault_tests::image::OciImage;
 use devc_vault_tests::leak_scan;
 use devc_vault_tests::registry::Registry;
-use devc_vault_tests::skopeo::Skopeo;
 use devcontainer_support::*;
 
 /// A second registry, logged into from inside the container.
@@ -31,29 +27,23 @@ const LOGIN_PASS: &str = "L0gin-pw&<z>/w3";
 
 #[test]
 fn devcontainer_key_file_pull_push_login_rotate_and_nothing_at_rest() {
-    if !(dc::available()
-        && Registry::available()
-        && OciImage::available()
-        && Skopeo::available()
-        && GitHttpServer::available())
-    {
+    if !GitHttpServer::available() {
         return;
     }
-    let Some(cli) = debian_image::devcontainer_cli() else {
-        return;
-    };
-    let Some(dist) = debian_image::dist() else {
-        return;
-    };
     let flow = ReadmeFlow::load();
     flow.check_up();
     let start = Instant::now();
-    let s = dc::scratch("dc-keyfile");
-    let Some(user) = HostUser::new(s.path(), 1000, 1000) else {
+    // Bindings drop in reverse: the store (and its containers) before the
+    // scratch directory it lives in.
+    let Some(Scenario {
+        s,
+        host,
+        store,
+        cli,
+    }) = Scenario::start("dc-keyfile")
+    else {
         return;
     };
-    let host = Host::new(&s, user, &dist);
-    let store = PodmanStore::new(&s.join("podman"), None);
     let Some(image) = store.import(Image::Bookworm) else {
         return;
     };

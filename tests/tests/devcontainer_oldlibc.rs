@@ -13,11 +13,9 @@ mod devcontainer_support;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use devc_vault_tests::debian_image::{self, Image};
-use devc_vault_tests::devcontainer::{self as dc, HostUser, PodmanStore, key_file_from_output};
-use devc_vault_tests::image::OciImage;
+use devc_vault_tests::debian_image::Image;
+use devc_vault_tests::devcontainer::key_file_from_output;
 use devc_vault_tests::registry::Registry;
-use devc_vault_tests::skopeo::Skopeo;
 use devcontainer_support::*;
 
 const MOUNT: [&str; 7] = [
@@ -32,22 +30,18 @@ const MOUNT: [&str; 7] = [
 
 #[test]
 fn devcontainer_static_binaries_in_bullseye_and_busybox() {
-    if !(dc::available() && Registry::available() && OciImage::available() && Skopeo::available()) {
-        return;
-    }
-    let Some(cli) = debian_image::devcontainer_cli() else {
-        return;
-    };
-    let Some(dist) = debian_image::dist() else {
-        return;
-    };
     let start = Instant::now();
-    let s = dc::scratch("dc-oldlibc");
-    let Some(user) = HostUser::new(s.path(), 1000, 1000) else {
+    // Bindings drop in reverse: the store (and its containers) before the
+    // scratch directory it lives in.
+    let Some(Scenario {
+        s,
+        host,
+        store,
+        cli,
+    }) = Scenario::start("dc-oldlibc")
+    else {
         return;
     };
-    let host = Host::new(&s, user, &dist);
-    let store = PodmanStore::new(&s.join("podman"), None);
     let (Some(bullseye), Some(busybox)) =
         (store.import(Image::Bullseye), store.import(Image::Busybox))
     else {

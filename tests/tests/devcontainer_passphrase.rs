@@ -13,14 +13,12 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use devc_vault_tests::debian_image::{self, Image};
-use devc_vault_tests::devcontainer::{self as dc, HostUser, PodmanStore, key_file_from_output};
-use devc_vault_tests::image::OciImage;
+use devc_vault_tests::debian_image::Image;
+use devc_vault_tests::devcontainer::{HostUser, PodmanStore, key_file_from_output};
 use devc_vault_tests::leak_scan;
 use devc_vault_tests::process::{self, Outcome};
 use devc_vault_tests::registry::Registry;
 use devc_vault_tests::scratch::Scratch;
-use devc_vault_tests::skopeo::Skopeo;
 use devc_vault_tests::tools;
 use devcontainer_support::*;
 
@@ -60,28 +58,24 @@ fn pull_on_pty(
 
 #[test]
 fn devcontainer_passphrase_asked_at_first_pull_only() {
-    if !(dc::available() && Registry::available() && OciImage::available() && Skopeo::available()) {
-        return;
-    }
     let Some(expect) = tools::require_tool(
         "expect",
         "drives the passphrase prompt through a pty (apt: expect)",
     ) else {
         return;
     };
-    let Some(cli) = debian_image::devcontainer_cli() else {
-        return;
-    };
-    let Some(dist) = debian_image::dist() else {
-        return;
-    };
     let start = Instant::now();
-    let s = dc::scratch("dc-passphrase");
-    let Some(user) = HostUser::new(s.path(), 1000, 1000) else {
+    // Bindings drop in reverse: the store (and its containers) before the
+    // scratch directory it lives in.
+    let Some(Scenario {
+        s,
+        host,
+        store,
+        cli,
+    }) = Scenario::start("dc-passphrase")
+    else {
         return;
     };
-    let host = Host::new(&s, user, &dist);
-    let store = PodmanStore::new(&s.join("podman"), None);
     let Some(image) = store.import(Image::Bookworm) else {
         return;
     };

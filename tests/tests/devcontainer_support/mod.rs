@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use devc_vault_tests::debian_image::{self, Dist};
-use devc_vault_tests::devcontainer::{HostUser, PodmanStore};
+use devc_vault_tests::devcontainer::{self as dc, HostUser, PodmanStore};
 use devc_vault_tests::git_http::GitHttpServer;
 use devc_vault_tests::image::OciImage;
 use devc_vault_tests::leak_scan::{self, Needle};
@@ -100,6 +100,50 @@ impl ReadmeFlow {
             ["devcontainer", "up", "--workspace-folder", README_WORKSPACE],
             "the README's up line changed; update the tests"
         );
+    }
+}
+
+/// Where every rootful scenario starts: the devcontainer CLI, a scratch
+/// directory, the host user (uid 1000, like the images' `vscode`) with its
+/// `Host`, and a podman store in the scratch directory.
+#[derive(Debug)]
+pub struct Scenario {
+    // Fields drop in this order (the store removes its containers before
+    // the scratch directory it lives in goes); a destructuring `let` drops
+    // its bindings in reverse, so name `s` before `store` there.
+    /// Podman's storage for this scenario.
+    pub store: PodmanStore,
+    /// The developer's machine.
+    pub host: Host,
+    /// Everything the scenario writes.
+    pub s: Scratch,
+    /// The devcontainer CLI.
+    pub cli: PathBuf,
+}
+
+impl Scenario {
+    /// `None` when a tool it needs is missing (a printed skip outside CI, a
+    /// failure under `CI=true`).
+    pub fn start(label: &str) -> Option<Scenario> {
+        if !(dc::available()
+            && Registry::available()
+            && OciImage::available()
+            && Skopeo::available())
+        {
+            return None;
+        }
+        let cli = debian_image::devcontainer_cli()?;
+        let dist = debian_image::dist()?;
+        let s = dc::scratch(label);
+        let user = HostUser::new(s.path(), 1000, 1000)?;
+        let host = Host::new(&s, user, &dist);
+        let store = PodmanStore::new(&s.join("podman"), None);
+        Some(Scenario {
+            store,
+            host,
+            s,
+            cli,
+        })
     }
 }
 
