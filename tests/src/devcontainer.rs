@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::debian_image::{self, Image};
-use crate::podman::unmount_under;
+use crate::podman::{unmount_under, wait_for_cleanups};
 use crate::process::{self, Outcome};
 use crate::scratch::{self, Scratch};
 use crate::tools;
@@ -518,44 +518,13 @@ impl PodmanStore {
                 });
             }
         }
-        // conmon runs `podman container cleanup` (with our global options)
-        // when a removed container's process exits; it would recreate the
-        // runroot after we delete it. Wait for every podman of this store.
-        let busy = || processes_mentioning(&self.runroot);
-        if !process::wait_for(Duration::from_secs(20), || busy().is_empty()) {
-            eprintln!(
-                "warning: podman processes of {} still running: {:?}",
-                self.runroot.display(),
-                busy()
-            );
-        }
+        wait_for_cleanups(&self.runroot);
         for d in [&self.runroot, &self.root] {
             unmount_under(d);
         }
         let _ = fs::remove_dir_all(&self.runroot);
         let _ = fs::remove_dir_all(&self.root);
     }
-}
-
-/// Pids of processes with `path` as one of their arguments.
-fn processes_mentioning(path: &Path) -> Vec<u32> {
-    // The argument itself: the path and its terminating NUL.
-    let mut needle = path.as_os_str().as_encoded_bytes().to_vec();
-    needle.push(0);
-    let needle = needle.as_slice();
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
-        })
-        .collect()
 }
 
 impl Drop for PodmanStore {

@@ -145,6 +145,7 @@ impl Podman {
         let mut rm = self.command();
         rm.args(["rm", "--all", "--force", "--time", "0"]);
         let _ = process::run(&mut rm, None, t);
+        wait_for_cleanups(&self.dir.join("runroot"));
         unmount_under(self.dir.path());
     }
 }
@@ -312,6 +313,42 @@ fn ulimit_flags() -> Vec<String> {
         flags.push(format!("--ulimit={name}={h}:{h}"));
     }
     flags
+}
+
+/// Waits (at most 20 s) until no process names `runroot` in its arguments.
+/// conmon runs `podman container cleanup` with the store's global options
+/// when a removed container's process exits; it would recreate the store's
+/// directories after they are deleted.
+pub fn wait_for_cleanups(runroot: &Path) {
+    let busy = || processes_mentioning(runroot);
+    if !process::wait_for(Duration::from_secs(20), || busy().is_empty()) {
+        eprintln!(
+            "warning: podman processes of {} still running: {:?}",
+            runroot.display(),
+            busy()
+        );
+    }
+}
+
+/// Pids of processes with `path` as one of their arguments.
+fn processes_mentioning(path: &Path) -> Vec<u32> {
+    // The argument itself: the path and its terminating NUL.
+    let mut needle = path.as_os_str().as_encoded_bytes().to_vec();
+    needle.push(0);
+    let needle = needle.as_slice();
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
 }
 
 /// Lazily unmounts every mount point at or below `dir` (deepest first), as
